@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` (the flagship stack against the simulator)
+# and `make test` (every test). Both set up everything they need on a fresh clone:
+# the virtualenv, the package with its dev extra, and the Pulumi engine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all install engine lint test unit e2e demo bench clean
+
+all: test
+
+# Reinstall when the dependency list changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# Builds pulumi + the Python language host once (cached under .tools/), or uses pulumi on PATH.
+engine:
+	@tools/install-pulumi >/dev/null
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
+
+e2e: install engine
+	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Every test: lint and types, unit and simulator tests, then the real engine end to end.
+test: install engine lint
+	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) -m pytest \
+		--cov=hostup_pulumi --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+
+demo: install engine
+	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) tools/demo.py
+
+clean:
+	rm -rf .state build *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,86 @@
+"""hostup_pulumi: HostUp's VPS guest-agent API for Pulumi programs, on a typed REST client.
+
+The public face: re-exports only. See the README for configuration and examples.
+"""
+
+from ._version import __version__
+from .client import AsyncHostupClient, HostupClient
+from .errors import (
+    AgentUnavailableError,
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CommandFailedError,
+    CommandTimeoutError,
+    ConfigurationError,
+    ConflictError,
+    FieldError,
+    HostupError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+from .functions import (
+    GetVpsAgentAvailabilityResult,
+    get_vps_agent_availability,
+    get_vps_agent_availability_output,
+    require_agent_available,
+    require_agent_available_output,
+)
+from .models import (
+    AgentAvailability,
+    AgentExecOutput,
+    AgentExecStarted,
+    Billing,
+    OperatingSystem,
+    Resources,
+    Vps,
+)
+from .resources import AgentCommand, AgentExecResult
+from .settings import Settings
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AgentAvailability",
+    "AgentCommand",
+    "AgentExecOutput",
+    "AgentExecResult",
+    "AgentExecStarted",
+    "AgentUnavailableError",
+    "AsyncHostupClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Billing",
+    "CommandFailedError",
+    "CommandTimeoutError",
+    "ConfigurationError",
+    "ConflictError",
+    "FieldError",
+    "GetVpsAgentAvailabilityResult",
+    "HostupClient",
+    "HostupError",
+    "InternalServerError",
+    "NotFoundError",
+    "OperatingSystem",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Resources",
+    "Settings",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "Vps",
+    "__version__",
+    "get_vps_agent_availability",
+    "get_vps_agent_availability_output",
+    "require_agent_available",
+    "require_agent_available_output",
+]

@@ -1,0 +1,607 @@
+"""The sans-I/O heart shared by the sync and async clients.
+
+Every decision lives here: building requests, classifying responses, whether and how long to
+wait before a retry, polling schedules and deadlines. Each operation is a generator ("flow")
+that yields :class:`Send` and :class:`Sleep` steps and receives, for a ``Send``, the read
+``httpx.Response`` or the ``httpx.TransportError`` it raised. The clients only carry the steps
+out, so the sync and async clients cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
+
+import httpx
+import pydantic
+
+from ._validation import validate_command, validate_pid, validate_vps_id
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    CommandTimeoutError,
+    HostupError,
+    RateLimitError,
+    ValidationError,
+    error_from_response,
+)
+from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, VpsPage
+from .settings import Settings
+
+__all__ = [
+    "USER_AGENT",
+    "Core",
+    "Flow",
+    "Operation",
+    "PollSchedule",
+    "RetryPolicy",
+    "Send",
+    "Sleep",
+]
+
+logger = logging.getLogger("hostup_pulumi")
+
+USER_AGENT = f"hostup-pulumi/{__version__} python-httpx/{httpx.__version__}"
+READ_SCOPE = "read:vm"
+WRITE_SCOPE = "write:vm"
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this request and hand back the read response, or the TransportError raised."""
+
+    request: httpx.Request
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait this many seconds."""
+
+    seconds: float
+
+
+Step = Send | Sleep
+Flow = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One API call: what to send, which scope it needs, and whether it may be retried freely."""
+
+    name: str
+    method: str
+    path: str
+    scope: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    # POST agent/exec is not idempotent: retried only when it provably never arrived.
+    starts_command: bool = False
+    timeout: float | None = None
+    deadline: float | None = None
+
+    @property
+    def target(self) -> str:
+        """Path and query, for logs and error messages (never carries credentials)."""
+        if not self.params:
+            return self.path
+        return self.path + "?" + "&".join(f"{k}={quote(v)}" for k, v in self.params.items())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times to retry, and how long to wait: exponential backoff with jitter,
+    unless the server says how long (``Retry-After``, then ``X-RateLimit-Reset``)."""
+
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+    # A server asking for a longer wait than this gets an error, not a silent long sleep.
+    max_server_wait: float = 60.0
+
+    def backoff(self, retry_number: int, rng: random.Random) -> float:
+        """Delay before retry ``retry_number`` (0-based): capped exponential, minus up to
+        ``jitter`` of itself so that many clients do not retry in step."""
+        delay = min(self.max_delay, self.initial_delay * (2.0**retry_number))
+        return delay * (1 - self.jitter * rng.random())
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Interval between polls: fast first, growing with elapsed time, capped.
+
+    ``first + growth * elapsed`` keeps the lag between a command's exit and its detection
+    within ``growth`` of its run time plus ``first`` seconds, with few requests for long runs.
+    """
+
+    first: float = 0.5
+    growth: float = 0.1
+    cap: float = 5.0
+
+    def interval(self, elapsed: float) -> float:
+        """Seconds to wait before the next poll, ``elapsed`` seconds after the wait began."""
+        return min(self.cap, self.first + self.growth * max(0.0, elapsed))
+
+
+EXEC_POLL = PollSchedule()
+AVAILABILITY_POLL = PollSchedule(first=1.0, growth=0.1, cap=10.0)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - now).total_seconds())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def parse_rate_limit_reset(value: str | None, now: datetime) -> float | None:
+    """Seconds until ``X-RateLimit-Reset``: an ISO 8601 time (documented); epoch seconds are
+    tolerated too."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - now).total_seconds())
+    if not math.isfinite(number):
+        return None
+    # A large number is an epoch time; a small one is a delay.
+    return max(0.0, number - now.timestamp()) if number > 1e9 else max(0.0, number)
+
+
+def server_wait(headers: httpx.Headers, now: datetime) -> float | None:
+    """The wait the server asked for: ``Retry-After`` first, else ``X-RateLimit-Reset``."""
+    wait = parse_retry_after(headers.get("retry-after"), now)
+    if wait is None:
+        wait = parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
+    return wait
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    # The connection was never made, so the request cannot have reached the server.
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _transport_retryable(exc: httpx.TransportError) -> bool:
+    # Errors in our own request (bad URL, protocol misuse) will not fix themselves.
+    return not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
+
+
+def _validation_summary(exc: pydantic.ValidationError) -> str:
+    # include_input=False: the rejected values may be command output.
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)[:5]
+    ]
+    return "; ".join(parts)
+
+
+class Core:
+    """Decisions shared by both clients. Holds settings and the shared rate-limit gate."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy(max_retries=settings.max_retries)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._clock = clock
+        self._now = now
+        # After a 429, every call through this core waits until this monotonic time, so that
+        # a pool of concurrent calls slows down together instead of each hammering on its own.
+        self._gate_until = 0.0
+        self._gate_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Core({self.settings!r})"
+
+    # -- building requests ------------------------------------------------------------
+
+    def timeout(self, seconds: float | None = None) -> httpx.Timeout:
+        """The httpx timeout for one request: ``seconds`` (or the default) for reads."""
+        read = seconds if seconds is not None else self.settings.timeout
+        return httpx.Timeout(read, connect=min(self.settings.connect_timeout, read))
+
+    def build_request(self, op: Operation) -> httpx.Request:
+        """The httpx request for ``op``, with auth, JSON and a bounded timeout."""
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        elif self.settings.session_cookie:
+            headers["Cookie"] = f"hostup_session={self.settings.session_cookie}"
+        content = None
+        if op.body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(op.body).encode()
+        seconds = op.timeout
+        if op.deadline is not None:
+            # A wait's deadline bounds each request too (at least 1 s, to get an answer).
+            remaining = max(1.0, op.deadline - self._clock())
+            seconds = min(seconds or self.settings.timeout, remaining)
+        return httpx.Request(
+            op.method,
+            self.settings.base_url + op.path,
+            params=op.params or None,
+            headers=headers,
+            content=content,
+            extensions={"timeout": self.timeout(seconds).as_dict()},
+        )
+
+    @staticmethod
+    def _vps_path(vps_id: str, suffix: str = "") -> str:
+        return f"/api/v2/vps/{quote(validate_vps_id(vps_id), safe='')}{suffix}"
+
+    def probe_op(
+        self, vps_id: str, timeout: float | None = None, deadline: float | None = None
+    ) -> Operation:
+        """``GET /api/v2/vps/{id}/agent/exec``: is command execution available?"""
+        return Operation(
+            "get_agent_availability", "GET", self._vps_path(vps_id, "/agent/exec"),
+            READ_SCOPE, timeout=timeout, deadline=deadline,
+        )  # fmt: skip
+
+    def output_op(
+        self, vps_id: str, pid: int, timeout: float | None = None, deadline: float | None = None
+    ) -> Operation:
+        """``GET /api/v2/vps/{id}/agent/exec?pid=``: a command's state and output."""
+        return Operation(
+            "get_agent_exec_output", "GET", self._vps_path(vps_id, "/agent/exec"), WRITE_SCOPE,
+            params={"pid": str(validate_pid(pid))}, timeout=timeout, deadline=deadline,
+        )  # fmt: skip
+
+    def start_op(self, vps_id: str, command: str, timeout: float | None = None) -> Operation:
+        """``POST /api/v2/vps/{id}/agent/exec``: start a command (not idempotent)."""
+        return Operation(
+            "start_agent_exec", "POST", self._vps_path(vps_id, "/agent/exec"), WRITE_SCOPE,
+            body={"command": validate_command(command)}, starts_command=True, timeout=timeout,
+        )  # fmt: skip
+
+    def get_vps_op(self, vps_id: str, timeout: float | None = None) -> Operation:
+        """``GET /api/v2/vps/{id}``."""
+        return Operation("get_vps", "GET", self._vps_path(vps_id), READ_SCOPE, timeout=timeout)
+
+    def list_vps_op(
+        self,
+        *,
+        name: str | None = None,
+        primary_ip: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+        timeout: float | None = None,
+    ) -> Operation:
+        """One page of ``GET /api/v2/vps``."""
+        params = {"limit": str(limit)}
+        for key, value in (("name", name), ("primaryIp", primary_ip), ("cursor", cursor)):
+            if value is not None:
+                if not isinstance(value, str) or not value.strip():
+                    raise ValidationError(f"list_vps: {key} must be a non-empty string")
+                params[key] = value
+        return Operation("list_vps", "GET", "/api/v2/vps", READ_SCOPE, params, timeout=timeout)
+
+    # -- the rate-limit gate ------------------------------------------------------------
+
+    def gate_wait(self) -> float:
+        """How long a new attempt must wait because of a recent 429 (0 when none)."""
+        with self._gate_lock:
+            return max(0.0, self._gate_until - self._clock())
+
+    def _close_gate(self, seconds: float) -> None:
+        with self._gate_lock:
+            self._gate_until = max(self._gate_until, self._clock() + seconds)
+
+    # -- classifying outcomes -----------------------------------------------------------
+
+    def _error_for(self, op: Operation, outcome: httpx.Response | Exception) -> HostupError:
+        if isinstance(outcome, httpx.Response):
+            now = self._now()
+            return error_from_response(
+                status_code=outcome.status_code,
+                headers=outcome.headers,
+                body=outcome.content,
+                method=op.method,
+                path=op.target,
+                required_scope=op.scope,
+                retry_after=server_wait(outcome.headers, now),
+                command_may_have_started=op.starts_command and outcome.status_code >= 500,
+            )
+        may_have_started = op.starts_command and not _never_sent(outcome)  # type: ignore[arg-type]
+        cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
+        kind = type(outcome).__name__
+        return cls(
+            f"{op.method} {op.target} failed: {kind}: {outcome}",
+            method=op.method,
+            path=op.target,
+            command_may_have_started=may_have_started,
+        )
+
+    def retry_delay(
+        self, op: Operation, retry_number: int, outcome: httpx.Response | Exception
+    ) -> float | None:
+        """Seconds to wait before retrying ``op``, or None when it must not be retried."""
+        if retry_number >= self.retry.max_retries:
+            return None
+        hinted: float | None = None
+        if isinstance(outcome, httpx.Response):
+            status = outcome.status_code
+            retryable = status == 429 if op.starts_command else status in RETRY_STATUSES
+            if not retryable:
+                return None
+            hinted = server_wait(outcome.headers, self._now())
+            if hinted is not None and hinted > self.retry.max_server_wait:
+                return None
+        elif isinstance(outcome, httpx.TransportError):
+            safe = _never_sent(outcome) if op.starts_command else _transport_retryable(outcome)
+            if not safe:
+                return None
+        else:
+            return None
+        delay = hinted if hinted is not None else self.retry.backoff(retry_number, self._rng)
+        if op.deadline is not None and self._clock() + delay > op.deadline:
+            return None
+        return delay
+
+    def parse(self, op: Operation, response: httpx.Response, model: type[M]) -> M:
+        """Validate a 2xx body against ``model``; anything else is APIResponseValidationError."""
+        try:
+            data = json.loads(response.content)
+        except (ValueError, RecursionError):
+            raise self._invalid(op, response, "a body that is not valid JSON") from None
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            raise self._invalid(op, response, _validation_summary(exc)) from None
+
+    def _invalid(self, op: Operation, response: httpx.Response, what: str) -> HostupError:
+        note = (
+            ". The command may have started on the VPS; check before starting it again"
+            if op.starts_command
+            else ""
+        )
+        return APIResponseValidationError(
+            f"{op.method} {op.target} returned HTTP {response.status_code} with an unexpected "
+            f"body ({what}){note}",
+            method=op.method,
+            path=op.target,
+            status_code=response.status_code,
+        )
+
+    # -- flows ----------------------------------------------------------------------------
+
+    def request(self, op: Operation) -> Flow[httpx.Response]:
+        """Send ``op`` with retries; return the 2xx response or raise the typed error."""
+        retry_number = 0
+        while True:
+            wait = self.gate_wait()
+            if wait > 0:
+                yield Sleep(wait)
+            started = self._clock()
+            outcome = yield Send(self.build_request(op))
+            elapsed = self._clock() - started
+            self._log_attempt(op, outcome, retry_number, elapsed)
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return outcome
+            delay = self.retry_delay(op, retry_number, outcome)
+            if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+                self._close_gate(
+                    delay if delay is not None else self.retry.backoff(retry_number, self._rng)
+                )
+            if delay is None:
+                raise self._error_for(op, outcome)
+            logger.warning(
+                "retrying %s %s in %.2fs after %s (retry %d of %d)",
+                op.method, op.target, delay, _describe(outcome), retry_number + 1,
+                self.retry.max_retries,
+            )  # fmt: skip
+            yield Sleep(delay)
+            retry_number += 1
+
+    def _log_attempt(
+        self, op: Operation, outcome: httpx.Response | Exception, retry_number: int, elapsed: float
+    ) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        request_id = (
+            outcome.headers.get("x-request-id", "-") if isinstance(outcome, httpx.Response) else "-"
+        )
+        logger.debug(
+            "%s %s -> %s (request %s, attempt %d/%d, %.3fs)",
+            op.method, op.target, _describe(outcome), request_id, retry_number + 1,
+            self.retry.max_retries + 1, elapsed,
+        )  # fmt: skip
+
+    def call(self, op: Operation, model: type[M]) -> Flow[M]:
+        """Send ``op`` and parse its body as ``model``."""
+        response = yield from self.request(op)
+        return self.parse(op, response, model)
+
+    def start(self, op: Operation) -> Flow[AgentExecStarted]:
+        """Start a command. A missing ``pid`` is taken from ``pollUrl`` when it carries one;
+        ``poll_url`` is made absolute."""
+        response = yield from self.request(op)
+        raw = self.parse(op, response, _StartBody)
+        pid = raw.pid
+        if pid is None and raw.poll_url:
+            values = parse_qs(urlsplit(raw.poll_url).query).get("pid", [])
+            pid = int(values[0]) if values and values[0].isdigit() else None
+        if pid is None or pid <= 0:
+            raise self._invalid(op, response, "no pid in the response")
+        poll_url = urljoin(self.settings.base_url + "/", raw.poll_url) if raw.poll_url else None
+        return AgentExecStarted.model_validate({**raw.extras, "pid": pid, "pollUrl": poll_url})
+
+    def list_vps_pages(
+        self, name: str | None, primary_ip: str | None, limit: int, timeout: float | None
+    ) -> Generator[Flow[VpsPage], VpsPage, None]:
+        """The flows for each page of ``list_vps``, following ``nextCursor``.
+
+        Yields one page flow at a time and receives its result; stops at the last page and
+        refuses a cursor the server already gave (a loop).
+        """
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            op = self.list_vps_op(name=name, primary_ip=primary_ip, cursor=cursor, limit=limit,
+                                  timeout=timeout)  # fmt: skip
+            page = yield self.call(op, VpsPage)
+            if not page.has_more or not page.next_cursor:
+                return
+            if page.next_cursor in seen:
+                raise APIResponseValidationError(
+                    f"GET /api/v2/vps returned the cursor {page.next_cursor!r} twice; "
+                    "stopping instead of looping",
+                    method="GET",
+                    path="/api/v2/vps",
+                )
+            seen.add(page.next_cursor)
+            cursor = page.next_cursor
+
+    def wait_for_exec(
+        self, vps_id: str, pid: int, timeout: float, schedule: PollSchedule = EXEC_POLL
+    ) -> Flow[AgentExecOutput]:
+        """Poll a command's output until it exits or ``timeout`` seconds pass."""
+        pid = validate_pid(pid)
+        _check_wait_timeout(timeout)
+        last: AgentExecOutput | None = None
+
+        def poll(deadline: float) -> Flow[AgentExecOutput]:
+            return self.call(self.output_op(vps_id, pid, deadline=deadline), AgentExecOutput)
+
+        def done(output: AgentExecOutput) -> bool:
+            nonlocal last
+            last = output
+            return output.exited
+
+        def expired() -> HostupError:
+            state = "no answer yet" if last is None else "still running"
+            return CommandTimeoutError(
+                f"command pid {pid} on {vps_id} did not exit within {timeout:g}s ({state}); "
+                "raise the timeout, or read the output later by pid",
+                vps_id=vps_id, pid=pid, timeout=timeout, last_output=last,
+            )  # fmt: skip
+
+        return (yield from self._poll_until(poll, done, expired, timeout, schedule))
+
+    def wait_for_available(
+        self, vps_id: str, timeout: float, schedule: PollSchedule = AVAILABILITY_POLL
+    ) -> Flow[AgentAvailability]:
+        """Probe until command execution is available or ``timeout`` seconds pass."""
+        validate_vps_id(vps_id)
+        _check_wait_timeout(timeout)
+        last: AgentAvailability | None = None
+
+        def poll(deadline: float) -> Flow[AgentAvailability]:
+            return self.call(self.probe_op(vps_id, deadline=deadline), AgentAvailability)
+
+        def done(availability: AgentAvailability) -> bool:
+            nonlocal last
+            last = availability
+            return availability.available
+
+        def expired() -> HostupError:
+            reason = last.reason if last is not None and last.reason else "no reason given"
+            return CommandTimeoutError(
+                f"guest-agent command execution on {vps_id} did not become available within "
+                f"{timeout:g}s (last reason: {reason})",
+                vps_id=vps_id, timeout=timeout, last_availability=last,
+            )  # fmt: skip
+
+        return (yield from self._poll_until(poll, done, expired, timeout, schedule))
+
+    def _poll_until(
+        self,
+        poll: Callable[[float], Flow[T]],
+        done: Callable[[T], bool],
+        expired: Callable[[], HostupError],
+        timeout: float,
+        schedule: PollSchedule,
+    ) -> Flow[T]:
+        """Poll until ``done``; at the deadline raise ``expired()``. A 429 or a transient
+        failure while polling waits and polls again, within the deadline."""
+        began = self._clock()
+        deadline = began + timeout
+        failures = 0
+        while True:
+            try:
+                result = yield from poll(deadline)
+            except (RateLimitError, APIConnectionError, APIStatusError) as exc:
+                transient = isinstance(exc, RateLimitError | APIConnectionError) or (
+                    isinstance(exc, APIStatusError) and exc.status_code >= 500
+                )
+                if not transient:
+                    raise
+                wait = getattr(exc, "retry_after", None) or self.retry.backoff(failures, self._rng)
+                failures += 1
+                if self._clock() + wait >= deadline:
+                    raise expired() from exc
+                yield Sleep(wait)
+                continue
+            if done(result):
+                return result
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise expired()
+            yield Sleep(min(schedule.interval(self._clock() - began), remaining))
+
+
+class _StartBody(pydantic.BaseModel):
+    # The POST response as sent: both fields are marked optional in the API's schema.
+    model_config = pydantic.ConfigDict(extra="allow", populate_by_name=True)
+    pid: int | None = None
+    poll_url: str | None = pydantic.Field(default=None, alias="pollUrl")
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _check_wait_timeout(timeout: float) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ValidationError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def _describe(outcome: httpx.Response | Exception) -> str:
+    if isinstance(outcome, httpx.Response):
+        return str(outcome.status_code)
+    return type(outcome).__name__

@@ -1,0 +1,306 @@
+"""HostupClient and AsyncHostupClient: thin I/O shells over :mod:`hostup_pulumi._core`.
+
+Both have the same methods. They only send, sleep and loop; every decision (what to send,
+what a response means, whether to retry and when) is made by the shared core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ._core import Core, Flow, Sleep
+from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
+from .settings import Settings
+
+__all__ = ["AsyncHostupClient", "HostupClient"]
+
+T = TypeVar("T")
+DEFAULT_EXEC_TIMEOUT = 300.0
+DEFAULT_AVAILABLE_TIMEOUT = 300.0
+_PAGE_SIZE = 100
+
+
+class _ClientBase:
+    """Settings resolution and repr, shared by both clients."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        session_cookie: str | None,
+        timeout: float | None,
+        max_retries: int | None,
+        settings: Settings | None,
+    ) -> None:
+        if settings is None:
+            settings = Settings.resolve(
+                api_key=api_key,
+                base_url=base_url,
+                session_cookie=session_cookie,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+        self._core = Core(settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (credentials hidden from repr)."""
+        return self._core.settings
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL in use."""
+        return self._core.settings.base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+
+class HostupClient(_ClientBase):
+    """Synchronous HostUp API client.
+
+    Credentials: ``api_key`` (sent as ``Authorization: Bearer``) or ``session_cookie``
+    (``hostup_session``), else ``HOSTUP_API_KEY`` / ``HOSTUP_SESSION_COOKIE``. ``timeout`` is
+    the read timeout in seconds (connect: 5 s); ``max_retries`` applies to safe retries only.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        session_cookie: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        settings: Settings | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings)
+        self._http = httpx.Client(transport=transport, timeout=self._core.timeout())
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Carry out a core flow: send what it asks, sleep when it says."""
+        outcome: Any = None
+        try:
+            while True:
+                step = flow.send(outcome)
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    outcome = None
+                    continue
+                try:
+                    outcome = self._http.send(step.request)
+                except httpx.TransportError as exc:
+                    outcome = exc
+        except StopIteration as finished:
+            return finished.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    def get_agent_availability(
+        self, vps_id: str, *, timeout: float | None = None
+    ) -> AgentAvailability:
+        """Whether guest-agent command execution is available on ``vps_id`` (scope read:vm)."""
+        return self._run(self._core.call(self._core.probe_op(vps_id, timeout), AgentAvailability))
+
+    def start_agent_exec(
+        self, vps_id: str, command: str, *, timeout: float | None = None
+    ) -> AgentExecStarted:
+        """Start ``command`` in the guest (scope write:vm); returns its pid.
+
+        Not idempotent: retried only when the request provably never reached the server.
+        """
+        return self._run(self._core.start(self._core.start_op(vps_id, command, timeout)))
+
+    def get_agent_exec_output(
+        self, vps_id: str, pid: int, *, timeout: float | None = None
+    ) -> AgentExecOutput:
+        """The state and output of command ``pid`` (scope write:vm)."""
+        op = self._core.output_op(vps_id, pid, timeout)
+        return self._run(self._core.call(op, AgentExecOutput))
+
+    def wait_for_agent_exec(
+        self, vps_id: str, pid: int, *, timeout: float = DEFAULT_EXEC_TIMEOUT
+    ) -> AgentExecOutput:
+        """Poll until command ``pid`` exits; raises CommandTimeoutError after ``timeout`` s."""
+        return self._run(self._core.wait_for_exec(vps_id, pid, timeout))
+
+    def wait_for_agent_available(
+        self, vps_id: str, *, timeout: float = DEFAULT_AVAILABLE_TIMEOUT
+    ) -> AgentAvailability:
+        """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
+        return self._run(self._core.wait_for_available(vps_id, timeout))
+
+    def list_vps(
+        self,
+        *,
+        name: str | None = None,
+        primary_ip: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Vps]:
+        """Every VPS on the account, following ``nextCursor``; ``name`` (case-insensitive) and
+        ``primary_ip`` are exact-match filters."""
+        pages = self._core.list_vps_pages(name, primary_ip, _PAGE_SIZE, timeout)
+        try:
+            page_flow = next(pages)
+            while True:
+                page = self._run(page_flow)
+                yield from page.data
+                page_flow = pages.send(page)
+        except StopIteration:
+            return
+
+    def get_vps(self, vps_id: str, *, timeout: float | None = None) -> Vps:
+        """One VPS by id (scope read:vm)."""
+        return self._run(self._core.call(self._core.get_vps_op(vps_id, timeout), Vps))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> HostupClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncHostupClient(_ClientBase):
+    """Asynchronous HostUp API client: the same methods as :class:`HostupClient`, awaited.
+
+    ``max_concurrency`` (default 16, or ``settings.max_concurrency``) bounds requests in
+    flight and pooled connections; a 429 seen by any
+    call slows every call of this client until the server's wait has passed.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        session_cookie: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings)
+        if max_concurrency is None:
+            max_concurrency = self._core.settings.max_concurrency
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or (max_concurrency < 1)
+        ):
+            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        self.max_concurrency = max_concurrency
+        limits = httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self._core.timeout(), limits=limits
+        )
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        """Carry out a core flow: send what it asks, sleep when it says."""
+        outcome: Any = None
+        try:
+            while True:
+                step = flow.send(outcome)
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    outcome = None
+                    continue
+                try:
+                    async with self._slots:
+                        outcome = await self._http.send(step.request)
+                except httpx.TransportError as exc:
+                    outcome = exc
+        except StopIteration as finished:
+            return finished.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    async def get_agent_availability(
+        self, vps_id: str, *, timeout: float | None = None
+    ) -> AgentAvailability:
+        """Whether guest-agent command execution is available on ``vps_id`` (scope read:vm)."""
+        op = self._core.probe_op(vps_id, timeout)
+        return await self._run(self._core.call(op, AgentAvailability))
+
+    async def start_agent_exec(
+        self, vps_id: str, command: str, *, timeout: float | None = None
+    ) -> AgentExecStarted:
+        """Start ``command`` in the guest (scope write:vm); returns its pid. Not idempotent."""
+        return await self._run(self._core.start(self._core.start_op(vps_id, command, timeout)))
+
+    async def get_agent_exec_output(
+        self, vps_id: str, pid: int, *, timeout: float | None = None
+    ) -> AgentExecOutput:
+        """The state and output of command ``pid`` (scope write:vm)."""
+        op = self._core.output_op(vps_id, pid, timeout)
+        return await self._run(self._core.call(op, AgentExecOutput))
+
+    async def wait_for_agent_exec(
+        self, vps_id: str, pid: int, *, timeout: float = DEFAULT_EXEC_TIMEOUT
+    ) -> AgentExecOutput:
+        """Poll until command ``pid`` exits; raises CommandTimeoutError after ``timeout`` s."""
+        return await self._run(self._core.wait_for_exec(vps_id, pid, timeout))
+
+    async def wait_for_agent_available(
+        self, vps_id: str, *, timeout: float = DEFAULT_AVAILABLE_TIMEOUT
+    ) -> AgentAvailability:
+        """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
+        return await self._run(self._core.wait_for_available(vps_id, timeout))
+
+    async def list_vps(
+        self,
+        *,
+        name: str | None = None,
+        primary_ip: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Vps]:
+        """Every VPS on the account, following ``nextCursor`` (an async iterator)."""
+        pages = self._core.list_vps_pages(name, primary_ip, _PAGE_SIZE, timeout)
+        try:
+            page_flow = next(pages)
+            while True:
+                page = await self._run(page_flow)
+                for vps in page.data:
+                    yield vps
+                page_flow = pages.send(page)
+        except StopIteration:
+            return
+
+    async def get_vps(self, vps_id: str, *, timeout: float | None = None) -> Vps:
+        """One VPS by id (scope read:vm)."""
+        return await self._run(self._core.call(self._core.get_vps_op(vps_id, timeout), Vps))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncHostupClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,175 @@
+"""Data functions and preconditions for Pulumi programs.
+
+``get_vps_agent_availability`` (plain value) and ``get_vps_agent_availability_output``
+(``Output``) follow the ``get_x`` / ``get_x_output`` convention of Pulumi's Python SDKs.
+``require_agent_available`` fails ``pulumi preview`` and ``pulumi up`` before anything is
+created when a VPS cannot run guest-agent commands.
+
+These run in the program process, so settings come from the explicit arguments, then the
+stack's config (``hostup:apiKey``, ...), then the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+
+import pulumi
+from pulumi.runtime.config import get_config
+
+from .client import AsyncHostupClient, HostupClient
+from .errors import AgentUnavailableError
+from .models import AgentAvailability
+from .settings import CONFIG_KEYS, Settings
+
+__all__ = [
+    "GetVpsAgentAvailabilityResult",
+    "get_vps_agent_availability",
+    "get_vps_agent_availability_output",
+    "program_settings",
+    "require_agent_available",
+    "require_agent_available_output",
+]
+
+
+@pulumi.output_type
+class GetVpsAgentAvailabilityResult:
+    """Whether QEMU guest-agent command execution is available on a VPS.
+
+    Exported with ``pulumi.export`` it shows as ``{"available", "reason", "vmRunning",
+    "vpsId"}``. ``available`` is the gate; ``vm_running`` is for display only.
+    """
+
+    def __init__(
+        self, vps_id: str, available: bool, reason: str | None, vm_running: bool | None
+    ) -> None:
+        pulumi.set(self, "vps_id", vps_id)
+        pulumi.set(self, "available", available)
+        pulumi.set(self, "reason", reason)
+        pulumi.set(self, "vm_running", vm_running)
+
+    @property
+    @pulumi.getter(name="vpsId")
+    def vps_id(self) -> str:
+        """The VPS that was probed."""
+        return pulumi.get(self, "vps_id")  # type: ignore[no-any-return]
+
+    @property
+    @pulumi.getter
+    def available(self) -> bool:
+        """True when commands can be run in the guest now."""
+        return pulumi.get(self, "available")  # type: ignore[no-any-return]
+
+    @property
+    @pulumi.getter
+    def reason(self) -> str | None:
+        """Why command execution is not available (None when it is)."""
+        return pulumi.get(self, "reason")  # type: ignore[no-any-return]
+
+    @property
+    @pulumi.getter(name="vmRunning")
+    def vm_running(self) -> bool | None:
+        """Whether the VM is running (display only: do not gate on it)."""
+        return pulumi.get(self, "vm_running")  # type: ignore[no-any-return]
+
+    @classmethod
+    def _from(cls, vps_id: str, availability: AgentAvailability) -> GetVpsAgentAvailabilityResult:
+        return cls(vps_id, availability.available, availability.reason, availability.vm_running)
+
+    def __repr__(self) -> str:
+        return (
+            f"GetVpsAgentAvailabilityResult(vps_id={self.vps_id!r}, available={self.available}, "
+            f"reason={self.reason!r}, vm_running={self.vm_running})"
+        )
+
+
+def program_settings() -> Settings:
+    """Settings for calls made in the program process: the stack's ``hostup:*`` config, then
+    the environment. Raises ConfigurationError when there are no credentials."""
+    config = {key: value for key in CONFIG_KEYS if (value := get_config(key)) is not None}
+    return Settings.resolve(config=config)
+
+
+# One async client per event loop (Pulumi runs one), so that every _output call in a program
+# shares its connection pool, concurrency limit and rate-limit backoff.
+_shared_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncHostupClient] = (
+    weakref.WeakKeyDictionary()
+)
+_shared_lock = threading.Lock()
+
+
+def _shared_async_client() -> AsyncHostupClient:
+    loop = asyncio.get_running_loop()
+    with _shared_lock:
+        client = _shared_clients.get(loop)
+        if client is None:
+            client = AsyncHostupClient(settings=program_settings())
+            _shared_clients[loop] = client
+        return client
+
+
+def _check_unavailable(vps_id: str, availability: AgentAvailability) -> None:
+    if not availability.available:
+        raise AgentUnavailableError(vps_id, availability.reason, availability.vm_running)
+
+
+def get_vps_agent_availability(
+    vps_id: str, opts: pulumi.InvokeOptions | None = None
+) -> GetVpsAgentAvailabilityResult:
+    """Probe whether guest-agent command execution is available on ``vps_id`` (a
+    ``vps_...`` id; scope ``read:vm``). Runs during preview too, so previews show the real
+    state."""
+    with HostupClient(settings=program_settings()) as client:
+        return GetVpsAgentAvailabilityResult._from(vps_id, client.get_agent_availability(vps_id))
+
+
+def get_vps_agent_availability_output(
+    vps_id: pulumi.Input[str], opts: pulumi.InvokeOptions | None = None
+) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
+    """The ``Output`` form of :func:`get_vps_agent_availability`: takes an ``Input`` id, is
+    unknown during preview while the id is unknown, and overlaps with other calls (they share
+    one async client and its concurrency limit)."""
+
+    async def probe(vps_id: str) -> GetVpsAgentAvailabilityResult:
+        availability = await _shared_async_client().get_agent_availability(vps_id)
+        return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+
+    return pulumi.Output.from_input(vps_id).apply(probe)
+
+
+def require_agent_available(
+    vps_id: str, *, wait_timeout: float | None = None
+) -> GetVpsAgentAvailabilityResult:
+    """Fail the deployment unless guest-agent command execution is available on ``vps_id``.
+
+    Raises :class:`AgentUnavailableError` (naming the VPS and the API's reason), which stops
+    ``pulumi preview`` and ``pulumi up`` before anything is created. With ``wait_timeout``
+    (seconds), polls until available and fails only at the deadline (a VM still booting).
+    """
+    with HostupClient(settings=program_settings()) as client:
+        availability = client.get_agent_availability(vps_id)
+        if not availability.available and wait_timeout is not None:
+            availability = client.wait_for_agent_available(vps_id, timeout=wait_timeout)
+    _check_unavailable(vps_id, availability)
+    return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+
+
+def require_agent_available_output(
+    vps_id: pulumi.Input[str], *, wait_timeout: float | None = None
+) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
+    """The ``Input``-accepting twin of :func:`require_agent_available`.
+
+    Use its result as an input of the resources it guards (for example
+    ``vps_id=gate.vps_id``): they are then not created unless the check passed.
+    """
+
+    async def require(vps_id: str) -> GetVpsAgentAvailabilityResult:
+        client = _shared_async_client()
+        availability = await client.get_agent_availability(vps_id)
+        if not availability.available and wait_timeout is not None:
+            availability = await client.wait_for_agent_available(vps_id, timeout=wait_timeout)
+        _check_unavailable(vps_id, availability)
+        return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+
+    return pulumi.Output.from_input(vps_id).apply(require)
