@@ -1,0 +1,12 @@
+"""Offline HostUp API v2 simulator: a real HTTP server for tests, examples and demos.
+
+Standard library only; it imports nothing else from ``hostup_pulumi``, so it stays an
+independent fake of the real service.
+"""
+
+from .faults import Fault
+from .recorder import RecordedRequest
+from .seed import DEMO_SEED
+from .simulator import HostupSimulator
+
+__all__ = ["DEMO_SEED", "Fault", "HostupSimulator", "RecordedRequest"]

@@ -1,0 +1,95 @@
+"""``python -m hostup_pulumi.testing``: run the simulator until SIGTERM or SIGINT.
+
+Prints one JSON line ``{"base_url", "api_key", "pid"}`` once it is listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from .simulator import HostupSimulator
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hostup_pulumi.testing",
+        description="Run the offline HostUp API simulator on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    parser.add_argument("--seed", help="seed JSON file, or 'demo' for the packaged demo")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per key")
+    parser.add_argument("--burst", type=int, default=10, help="rate-limit burst size")
+    parser.add_argument("--pid-retention", type=float, default=600.0, help="seconds")
+    parser.add_argument("--vps-count", type=int, default=0, help="add N generated VPSes")
+    parser.add_argument("--api-key", help="value of the default API key")
+    parser.add_argument("--ready-file", type=Path, help="also write the JSON line here")
+    return parser
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Write beside the target and rename, so a watcher never reads half a line.
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=".ready-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _generated_ip(index: int) -> str:
+    return f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator; return the process exit code."""
+    args = _parser().parse_args(argv)
+    sim = HostupSimulator(
+        port=args.port,
+        seed=args.seed,
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        burst=args.burst,
+        pid_retention=args.pid_retention,
+        api_key=args.api_key,
+    )
+    for index in range(1, args.vps_count + 1):
+        sim.add_vps(name=f"vps-{index:04d}", primary_ip=_generated_ip(index))
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    sim.start()
+    try:
+        line = json.dumps({"base_url": sim.base_url, "api_key": sim.api_key, "pid": os.getpid()})
+        if args.ready_file is not None:
+            _write_atomically(args.ready_file, line + "\n")
+        # Nobody may read stdout; the ready file (if any) still works.
+        with contextlib.suppress(BrokenPipeError):
+            print(line, flush=True)
+        # Short waits keep the main thread responsive to signals.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

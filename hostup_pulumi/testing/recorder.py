@@ -1,0 +1,67 @@
+"""The request log: what was asked, never with which credentials."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Query parameters whose values could be secrets if a client misplaced a key there.
+_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token", "session"})
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the simulator received. Holds no header values, keys or cookies."""
+
+    method: str
+    path: str
+    query: dict[str, str] = field(hash=False)
+    #: Status sent, or ``None`` when the connection was dropped without a response.
+    status: int | None
+    #: Route name: probe, exec_output, exec_start, list_vps, get_vps or unknown.
+    route: str
+    #: Epoch time the request was received.
+    time: float
+    #: Whether an Authorization header or a hostup_session cookie was present.
+    has_auth: bool
+
+
+def redact_query(query: Mapping[str, str]) -> dict[str, str]:
+    """Copy ``query``, hiding values of parameters that look like credentials."""
+    return {k: REDACTED if k.lower() in _SECRET_PARAMS else v for k, v in query.items()}
+
+
+class RequestLog:
+    """A thread-safe, append-only list of ``RecordedRequest``."""
+
+    def __init__(self) -> None:
+        """Create an empty log."""
+        self._lock = threading.Lock()
+        self._items: list[RecordedRequest] = []
+
+    def append(self, item: RecordedRequest) -> None:
+        """Record one request."""
+        with self._lock:
+            self._items.append(item)
+
+    def snapshot(self) -> list[RecordedRequest]:
+        """Return a copy of everything recorded so far."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        """Forget every recorded request."""
+        with self._lock:
+            self._items.clear()
+
+    def count(self, route: str | None = None, method: str | None = None) -> int:
+        """Count recorded requests, optionally only one route and/or method."""
+        with self._lock:
+            return sum(
+                1
+                for item in self._items
+                if (route in (None, "*", item.route))
+                and (method is None or item.method == method.upper())
+            )

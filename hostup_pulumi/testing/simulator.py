@@ -1,0 +1,255 @@
+"""``HostupSimulator``: the public face of the fake HostUp API server."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from .faults import Fault, FaultQueue
+from .ratelimit import RateLimiter
+from .recorder import RecordedRequest, RequestLog
+from .routes import ROUTES
+from .seed import SeedSource, apply_seed, read_seed
+from .server import Backend, SimulatorServer
+from .state import DEFAULT_SCOPES, CommandResult, SimState
+
+
+class HostupSimulator:
+    """An in-process HostUp API v2 server on 127.0.0.1 for offline tests and demos.
+
+    Serves the VPS list/get routes and the guest-agent exec routes with Bearer/cookie auth,
+    scopes, cursor pagination, problem+json errors, optional latency and rate limiting,
+    injectable faults, and a credential-free request log. Use it as a context manager::
+
+        with HostupSimulator(seed="demo") as sim:
+            client = httpx.Client(base_url=sim.base_url,
+                                  headers={"Authorization": f"Bearer {sim.api_key}"})
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        rate_limit: float | None = None,
+        burst: int = 10,
+        pid_retention: float = 600.0,
+        seed: SeedSource | None = None,
+        port: int = 0,
+        api_key: str | None = None,
+    ) -> None:
+        """Configure (but do not start) a simulator.
+
+        ``latency`` seconds are slept before every answer; ``rate_limit`` requests/s with
+        bursts of ``burst`` apply per credential; pids are forgotten ``pid_retention``
+        seconds after exit; ``seed`` is a seed mapping, a JSON file or ``"demo"``;
+        ``api_key`` chooses the default key's value (random ``hsk_test_...`` otherwise).
+        """
+        if latency < 0 or pid_retention < 0:
+            raise ValueError("latency and pid_retention must not be negative")
+        self._state = SimState(pid_retention=pid_retention)
+        self._api_key = api_key or "hsk_test_" + secrets.token_hex(16)
+        self._session_cookie = "hss_" + secrets.token_urlsafe(24)
+        self._state.add_api_key(self._api_key, DEFAULT_SCOPES)
+        self._state.add_session(self._session_cookie)
+        self._backend = Backend(
+            state=self._state,
+            faults=FaultQueue(),
+            limiter=RateLimiter(rate_limit, burst),
+            log=RequestLog(),
+            latency=latency,
+        )
+        self._port = port
+        self._server: SimulatorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._stopped = False
+        if seed is not None:
+            apply_seed(self._state, read_seed(seed))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> HostupSimulator:
+        """Bind the port and serve on a daemon thread. A simulator starts once."""
+        with self._lifecycle:
+            if self._server is not None or self._stopped:
+                raise RuntimeError("HostupSimulator.start() may be called only once")
+            self._server = SimulatorServer(self._backend, self._port)
+            self._thread = threading.Thread(
+                target=self._server.serve,
+                name=f"hostup-simulator:{self._server.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection. Idempotent."""
+        with self._lifecycle:
+            if self._stopped:
+                return
+            self._stopped = True
+            server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._backend.stopping.set()  # wake handlers sleeping on latency or delay faults
+        server.stop_serving()
+        thread.join()
+        server.server_close()
+        server.close_connections()
+
+    def __enter__(self) -> HostupSimulator:
+        """Start (if not yet started) and return the simulator."""
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the simulator."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show the address, never the credentials."""
+        where = self.base_url if self._server is not None else "not started"
+        return f"<HostupSimulator {where}>"
+
+    # -- connection facts --------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``; available once started."""
+        if self._server is None:
+            raise RuntimeError("start the simulator before asking for base_url")
+        return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port; available once started."""
+        if self._server is None:
+            raise RuntimeError("start the simulator before asking for port")
+        return self._server.port
+
+    @property
+    def api_key(self) -> str:
+        """The default API key (scopes ``read:vm`` and ``write:vm``)."""
+        return self._api_key
+
+    @property
+    def session_cookie(self) -> str:
+        """A valid ``hostup_session`` cookie value (every scope)."""
+        return self._session_cookie
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start."""
+        return 0 if self._server is None else self._server.connections_opened
+
+    # -- world -----------------------------------------------------------------------
+    def add_api_key(self, key: str, scopes: Iterable[str]) -> None:
+        """Accept ``key`` as a Bearer token with exactly ``scopes``."""
+        self._state.add_api_key(key, scopes)
+
+    def add_vps(
+        self,
+        *,
+        name: str,
+        primary_ip: str | None = None,
+        vps_id: str | None = None,
+        power_state: str = "running",
+        service_status: str = "active",
+        agent_available: bool | None = None,
+        agent_reason: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add a VPS; return its id (``vps_`` + 26 lowercase ULID-like characters).
+
+        The agent is available by default exactly when ``power_state == "running"``; an
+        unavailable agent's reason defaults to "VM is not running" (or, for a running VM,
+        "QEMU guest agent is not responding"). ``extra`` members are served at top level
+        and override the defaults (operatingSystem, billing, resources, ...).
+        """
+        return self._state.add_vps(
+            name=name,
+            primary_ip=primary_ip,
+            vps_id=vps_id,
+            power_state=power_state,
+            service_status=service_status,
+            agent_available=agent_available,
+            agent_reason=agent_reason,
+            extra=extra,
+        )
+
+    def set_agent(
+        self,
+        vps_id: str,
+        *,
+        available: bool,
+        reason: str | None = None,
+        vm_running: bool | None = None,
+    ) -> None:
+        """Change a VPS's agent availability; ``vm_running`` also sets powerState."""
+        self._state.set_agent(vps_id, available=available, reason=reason, vm_running=vm_running)
+
+    def script_command(
+        self,
+        match: str,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        exit_code: int = 0,
+        duration: float = 0.0,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Make the exact command ``match`` run for ``duration`` s and end as given.
+
+        ``extra`` members are added to the finished output body (e.g. ``{"truncated": True}``).
+        """
+        result = CommandResult(stdout, stderr, exit_code, duration, dict(extra or {}))
+        self._state.script_command(match, result)
+
+    def block_command(self, substring: str) -> None:
+        """Answer 400 ``command_blocked`` to any command containing ``substring``."""
+        self._state.block_command(substring)
+
+    # -- behaviour -------------------------------------------------------------------
+    def inject(self, route: str, fault: Fault, count: int = 1) -> None:
+        """Apply ``fault`` to the next ``count`` requests on ``route`` (``"*"``: any route).
+
+        Faults queue in injection order and act before authentication.
+        """
+        if route != "*" and route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; use one of {', '.join(ROUTES)} or '*'")
+        self._backend.faults.add(route, fault, count)
+
+    def clear_faults(self) -> None:
+        """Drop every fault not yet applied."""
+        self._backend.faults.clear()
+
+    def set_latency(self, seconds: float) -> None:
+        """Sleep ``seconds`` before answering each request from now on."""
+        if seconds < 0:
+            raise ValueError("latency must not be negative")
+        self._backend.latency = seconds
+
+    def set_rate_limit(self, rate: float | None, burst: int = 10) -> None:
+        """Limit each credential to ``rate`` requests/s with bursts of ``burst``; None: off."""
+        self._backend.limiter.configure(rate, burst)
+
+    # -- request log -------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the request log (no header values, keys or cookies)."""
+        return self._backend.log.snapshot()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._backend.log.clear()
+
+    def count(self, route: str | None = None, method: str | None = None) -> int:
+        """Count logged requests, optionally only one route (``"*"``: all) and/or method."""
+        return self._backend.log.count(route, method)
