@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -e '.[dev]'
+	@ln -sfn ../../$(VENV) examples/flagship/.venv
 	@touch $@
 
 install: $(STAMP)
@@ -41,7 +42,7 @@ test: install engine lint
 		--cov=hostup_pulumi --cov-report=term-missing:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 demo: install engine
-	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) tools/demo.py
+	SHOW_SECRETS=$(SHOW_SECRETS) HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) tools/demo.py
 
 clean:
 	rm -rf .state build *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import pulumi
 import pulumi.dynamic as dyn
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from ._validation import validate_command, validate_pid, validate_vps_id
@@ -32,8 +33,9 @@ SECRET_OUTPUTS = ["stdout", "stderr", "extra_fields"]
 
 
 def _is_unknown(value: Any) -> bool:
-    # During preview, inputs that depend on other resources arrive as this sentinel.
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    # During preview, inputs that depend on other resources arrive as an Unknown object
+    # (or, on some paths, as the engine's sentinel string).
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 class _Provider(dyn.ResourceProvider):
@@ -42,6 +44,7 @@ class _Provider(dyn.ResourceProvider):
     # Nothing secret is captured, so the blob need not be a secret (which keeps it inspectable).
     serialize_as_secret_always = False
     _validators: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    _required: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,6 +76,8 @@ class _Provider(dyn.ResourceProvider):
         failures = []
         for prop, validate in self._validators.items():
             value = news.get(prop)
+            if value is None and prop in self._required:
+                failures.append(dyn.CheckFailure(prop, f"{prop} is required"))
             if value is None or _is_unknown(value):
                 continue
             try:
@@ -101,6 +106,7 @@ class _AgentCommandProvider(_Provider):
         "command": validate_command,
         "triggers": _validate_triggers,
     }
+    _required = ("vps_id", "command")
     _replace_on = ("vps_id", "command", "triggers")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -173,6 +179,7 @@ class _AgentExecResultProvider(_Provider):
         "timeout": _validate_timeout,
         "fail_on_nonzero_exit": _validate_flag,
     }
+    _required = ("vps_id", "pid")
     _replace_on = ("vps_id", "pid")
     _options = ("timeout", "fail_on_nonzero_exit")
 

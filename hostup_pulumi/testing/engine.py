@@ -1,0 +1,165 @@
+"""Run the real Pulumi CLI on a project, offline, with a local file backend.
+
+Used by ``make demo`` and the end-to-end tests, and usable for testing your own programs
+against the simulator::
+
+    with HostupSimulator(seed="demo") as sim:
+        stack = PulumiStack.create(project_dir, state_dir, "dev")
+        stack.configure_hostup(sim.base_url, sim.api_key)
+        stack.run("up", "--yes")
+        print(stack.outputs())
+
+Every run is offline: no update check, no plugin downloads, ``PULUMI_HOME`` and the backend
+under ``state_dir``, and a passphrase secrets provider meant for local test stacks only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EngineNotFoundError", "PulumiStack", "find_engine"]
+
+#: Only for throw-away local stacks (demo and tests); real stacks choose their own provider.
+TEST_PASSPHRASE = "hostup-pulumi-local-test-stacks-only"  # noqa: S105 - not a credential
+
+
+class EngineNotFoundError(RuntimeError):
+    """No ``pulumi`` CLI: neither ``HOSTUP_PULUMI_BIN`` nor ``PATH`` has one."""
+
+
+def find_engine(bin_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The directory holding ``pulumi`` and its Python plugins: ``bin_dir``, else
+    ``$HOSTUP_PULUMI_BIN``, else wherever ``pulumi`` is on PATH."""
+    candidates = [bin_dir, os.environ.get("HOSTUP_PULUMI_BIN")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "pulumi").is_file():
+            return Path(candidate).resolve()
+    found = shutil.which("pulumi")
+    if found:
+        return Path(found).resolve().parent
+    raise EngineNotFoundError(
+        "no pulumi CLI found: run tools/install-pulumi (it builds one with Go) and set "
+        "HOSTUP_PULUMI_BIN to the directory it prints, or install Pulumi "
+        "(https://www.pulumi.com/docs/install/)"
+    )
+
+
+@dataclass
+class PulumiStack:
+    """One stack of one project, driven through the ``pulumi`` CLI."""
+
+    project_dir: Path
+    state_dir: Path
+    name: str
+    bin_dir: Path
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        project_dir: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str],
+        name: str,
+        *,
+        bin_dir: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> PulumiStack:
+        """Log in to a file backend under ``state_dir`` and select (or create) the stack."""
+        stack = cls(
+            Path(project_dir).resolve(),
+            Path(state_dir).resolve(),
+            name,
+            find_engine(bin_dir),
+            dict(env or {}),
+        )
+        (stack.state_dir / "backend").mkdir(parents=True, exist_ok=True)
+        stack.run("stack", "select", "--create", name, with_stack=False)
+        return stack
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every CLI run (offline settings, local backend)."""
+        env = dict(os.environ)
+        # Never inherit a real key or endpoint by accident: each stack says what it uses.
+        for key in ("HOSTUP_API_KEY", "HOSTUP_BASE_URL", "HOSTUP_SESSION_COOKIE"):
+            env.pop(key, None)
+        env.update(
+            PATH=f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            PULUMI_HOME=str(self.state_dir / "pulumi-home"),
+            PULUMI_BACKEND_URL=(self.state_dir / "backend").as_uri(),
+            PULUMI_SKIP_UPDATE_CHECK="true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+            PULUMI_CONFIG_PASSPHRASE=TEST_PASSPHRASE,
+            PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+        )
+        env.update(self.env_extra)
+        return env
+
+    def run(
+        self,
+        *args: str,
+        with_stack: bool = True,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 600,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``pulumi ARGS --stack NAME`` in the project; on failure (``check``) raise
+        CalledProcessError carrying the command's output."""
+        flags = ["--non-interactive"] + (["--stack", self.name] if with_stack else [])
+        # Flags go before a "--" (after it everything is a value).
+        cut = args.index("--") if "--" in args else len(args)
+        argv = [str(self.bin_dir / "pulumi"), *args[:cut], *flags, *args[cut:]]
+        env = self.env
+        env.update(extra_env or {})
+        proc = subprocess.run(  # noqa: S603 - a fixed program with our arguments
+            argv,
+            cwd=self.project_dir,
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise subprocess.CalledProcessError(
+                proc.returncode, argv, output=proc.stdout, stderr=proc.stderr
+            )
+        return proc
+
+    def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
+        """``pulumi config set`` (a secret value goes through stdin, never argv)."""
+        if secret:
+            self.run("config", "set", "--secret", key, input=value)
+        else:
+            self.run("config", "set", key, "--", value)
+
+    def configure_hostup(self, base_url: str, api_key: str) -> None:
+        """Point the stack at a HostUp API (e.g. the simulator): ``hostup:baseUrl`` and the
+        secret ``hostup:apiKey``."""
+        self.set_config("hostup:baseUrl", base_url)
+        self.set_config("hostup:apiKey", api_key, secret=True)
+
+    def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """``pulumi stack output --json``."""
+        args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
+        return json.loads(self.run(*args).stdout)  # type: ignore[no-any-return]
+
+    def export(self) -> dict[str, Any]:
+        """``pulumi stack export`` (the state, secrets encrypted)."""
+        return json.loads(self.run("stack", "export").stdout)  # type: ignore[no-any-return]
+
+    def resources(self, type_suffix: str = "") -> Sequence[dict[str, Any]]:
+        """Resources in the state whose type ends with ``type_suffix``."""
+        deployment = self.export().get("deployment", {})
+        return [
+            r for r in deployment.get("resources", []) if str(r.get("type")).endswith(type_suffix)
+        ]
