@@ -30,6 +30,7 @@ from .functions import (
     GetVpsAgentAvailabilityResult,
     get_vps_agent_availability,
     get_vps_agent_availability_output,
+    program_client,
     require_agent_available,
     require_agent_available_output,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "__version__",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
+    "program_client",
     "require_agent_available",
     "require_agent_available_output",
 ]

@@ -28,6 +28,7 @@ import pydantic
 from ._validation import validate_command, validate_pid, validate_vps_id
 from ._version import __version__
 from .errors import (
+    AgentUnavailableError,
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -245,6 +246,8 @@ class Core:
 
     def build_request(self, op: Operation) -> httpx.Request:
         """The httpx request for ``op``, with auth, JSON and a bounded timeout."""
+        if op.timeout is not None:
+            _check_wait_timeout(op.timeout)  # a per-call timeout= must be a positive number
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self.settings.api_key:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
@@ -423,9 +426,14 @@ class Core:
                 return outcome
             delay = self.retry_delay(op, retry_number, outcome)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
-                self._close_gate(
-                    delay if delay is not None else self.retry.backoff(retry_number, self._rng)
-                )
+                # Not retrying (retries used up) still slows the next calls by the server's
+                # wait when it is a sane one, else by the backoff.
+                gate = delay
+                if gate is None:
+                    hinted = server_wait(outcome.headers, self._now())
+                    sane = hinted is not None and hinted <= self.retry.max_server_wait
+                    gate = hinted if sane else self.retry.backoff(retry_number, self._rng)
+                self._close_gate(gate)  # type: ignore[arg-type]
             if delay is None:
                 raise self._error_for(op, outcome)
             logger.warning(
@@ -463,10 +471,18 @@ class Core:
         pid = raw.pid
         if pid is None and raw.poll_url:
             values = parse_qs(urlsplit(raw.poll_url).query).get("pid", [])
-            pid = int(values[0]) if values and values[0].isdigit() else None
+            # isascii: str.isdigit() is also true of '²', which int() refuses.
+            ok = values and values[0].isascii() and values[0].isdigit()
+            pid = int(values[0]) if ok else None
         if pid is None or pid <= 0:
             raise self._invalid(op, response, "no pid in the response")
-        poll_url = urljoin(self.settings.base_url + "/", raw.poll_url) if raw.poll_url else None
+        poll_url = raw.poll_url or None
+        if poll_url and poll_url.startswith("/") and not poll_url.startswith("//"):
+            # A path from the API root: prefix the base URL (keeping any path in it), as
+            # every request of this client is sent to base_url + path.
+            poll_url = self.settings.base_url + poll_url
+        elif poll_url:
+            poll_url = urljoin(self.settings.base_url + "/", poll_url)
         return AgentExecStarted.model_validate({**raw.extras, "pid": pid, "pollUrl": poll_url})
 
     def list_vps_pages(
@@ -546,6 +562,22 @@ class Core:
             )  # fmt: skip
 
         return (yield from self._poll_until(poll, done, expired, timeout, schedule))
+
+    def require_available(self, vps_id: str, wait_timeout: float | None) -> Flow[AgentAvailability]:
+        """Probe once; when unavailable and ``wait_timeout`` is given, wait for it. Raise
+        AgentUnavailableError (the precondition's one error) when it is still unavailable."""
+        availability = yield from self.call(self.probe_op(vps_id), AgentAvailability)
+        if not availability.available and wait_timeout is not None:
+            try:
+                availability = yield from self.wait_for_available(vps_id, wait_timeout)
+            except CommandTimeoutError as exc:
+                last = exc.last_availability or availability
+                raise AgentUnavailableError(
+                    vps_id, last.reason, last.vm_running, waited=wait_timeout
+                ) from exc
+        if not availability.available:
+            raise AgentUnavailableError(vps_id, availability.reason, availability.vm_running)
+        return availability
 
     def _poll_until(
         self,

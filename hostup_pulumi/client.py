@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import Core, Flow, Sleep
+from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings
 
@@ -97,7 +98,8 @@ class HostupClient(_ClientBase):
                     continue
                 try:
                     outcome = self._http.send(step.request)
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:  # transport errors, and bodies that
+                    # cannot be decoded (DecodingError): the core makes them HostupErrors
                     outcome = exc
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
@@ -137,6 +139,13 @@ class HostupClient(_ClientBase):
     ) -> AgentAvailability:
         """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
         return self._run(self._core.wait_for_available(vps_id, timeout))
+
+    def require_agent_available(
+        self, vps_id: str, *, wait_timeout: float | None = None
+    ) -> AgentAvailability:
+        """Return the availability if commands can run on ``vps_id``, else raise
+        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
+        return self._run(self._core.require_available(vps_id, wait_timeout))
 
     def list_vps(
         self,
@@ -205,7 +214,9 @@ class AsyncHostupClient(_ClientBase):
             or not isinstance(max_concurrency, int)
             or (max_concurrency < 1)
         ):
-            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+            raise ValidationError(
+                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
+            )
         self.max_concurrency = max_concurrency
         limits = httpx.Limits(
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
@@ -228,7 +239,8 @@ class AsyncHostupClient(_ClientBase):
                 try:
                     async with self._slots:
                         outcome = await self._http.send(step.request)
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:  # transport errors, and bodies that
+                    # cannot be decoded (DecodingError): the core makes them HostupErrors
                     outcome = exc
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
@@ -266,6 +278,13 @@ class AsyncHostupClient(_ClientBase):
     ) -> AgentAvailability:
         """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
         return await self._run(self._core.wait_for_available(vps_id, timeout))
+
+    async def require_agent_available(
+        self, vps_id: str, *, wait_timeout: float | None = None
+    ) -> AgentAvailability:
+        """Return the availability if commands can run on ``vps_id``, else raise
+        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
+        return await self._run(self._core.require_available(vps_id, wait_timeout))
 
     async def list_vps(
         self,

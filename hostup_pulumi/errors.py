@@ -145,11 +145,18 @@ class APIStatusError(HostupError):
         self.timestamp = timestamp
         self.errors = errors
         self.extensions: dict[str, Any] = dict(extensions or {})
-        self.headers: dict[str, str] = dict(headers or {})
+        # Response headers minus cookies: a Set-Cookie could carry a session.
+        self.headers: dict[str, str] = {
+            k: v for k, v in (headers or {}).items() if k.lower() != "set-cookie"
+        }
         self.body_excerpt = body_excerpt
         self.required_scope = required_scope
         self.command_may_have_started = command_may_have_started
         super().__init__(self._message())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor: rebuild from the attributes (process pools, pickling).
+        return (_rebuild, (type(self), dict(self.__dict__)))
 
     def _message(self) -> str:
         head = f"HTTP {self.status_code}"
@@ -163,7 +170,7 @@ class APIStatusError(HostupError):
             parts.append("field errors: " + "; ".join(str(e) for e in self.errors))
         if self.status_code == 403 and self.required_scope:
             parts.append(
-                f"this call needs an API key with the '{self.required_scope}' scope "
+                f"This call needs an API key with the '{self.required_scope}' scope "
                 "(create one at https://cloud.hostup.se/api-management); if the key has it, "
                 "the VPS may belong to another account"
             )
@@ -225,16 +232,27 @@ class APIResponseValidationError(HostupError):
 class AgentUnavailableError(HostupError):
     """Guest-agent command execution is not available on the VPS (a failed precondition)."""
 
-    def __init__(self, vps_id: str, reason: str | None, vm_running: bool | None) -> None:
+    def __init__(
+        self,
+        vps_id: str,
+        reason: str | None,
+        vm_running: bool | None,
+        *,
+        waited: float | None = None,
+    ) -> None:
         self.vps_id = vps_id
         self.reason = reason
         self.vm_running = vm_running
+        self.waited = waited
         why = reason or "the API gave no reason"
         state = "" if vm_running is None else f" (VM running: {str(vm_running).lower()})"
+        after = "" if waited is None else f" after waiting {waited:g}s"
+        fix = "Start the VM and make sure qemu-guest-agent is installed and running in it"
+        if waited is None:
+            fix += ", or pass wait_timeout= to wait for it"
         super().__init__(
-            f"QEMU guest agent command execution is not available on {vps_id}: {why}{state}. "
-            "Start the VM and make sure qemu-guest-agent is installed and running in it, "
-            "or pass wait_timeout= to wait for it"
+            f"QEMU guest agent command execution is not available on {vps_id}{after}: "
+            f"{why}{state}. {fix}"
         )
 
 
@@ -276,6 +294,13 @@ class CommandFailedError(HostupError):
             f"command pid {pid} on {vps_id} exited with code {exit_code} "
             "(stdout and stderr are kept out of this message; read them from the result)"
         )
+
+
+def _rebuild(cls: type[APIStatusError], state: dict[str, Any]) -> APIStatusError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._message())
+    return error
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

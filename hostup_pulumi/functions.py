@@ -19,7 +19,6 @@ import pulumi
 from pulumi.runtime.config import get_config
 
 from .client import AsyncHostupClient, HostupClient
-from .errors import AgentUnavailableError
 from .models import AgentAvailability
 from .settings import CONFIG_KEYS, Settings
 
@@ -27,6 +26,7 @@ __all__ = [
     "GetVpsAgentAvailabilityResult",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
+    "program_client",
     "program_settings",
     "require_agent_available",
     "require_agent_available_output",
@@ -91,27 +91,31 @@ def program_settings() -> Settings:
     return Settings.resolve(config=config)
 
 
-# One async client per event loop (Pulumi runs one), so that every _output call in a program
-# shares its connection pool, concurrency limit and rate-limit backoff.
-_shared_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncHostupClient] = (
-    weakref.WeakKeyDictionary()
-)
+def program_client() -> HostupClient:
+    """A :class:`HostupClient` configured like the functions here (stack config, then the
+    environment), for plan-time lookups in a program such as ``list_vps()``. Close it after
+    use (``with hostup.program_client() as client: ...``)."""
+    return HostupClient(settings=program_settings())
+
+
+# One async client per event loop (Pulumi runs one) and settings, so that every _output call
+# in a program shares its connection pool, concurrency limit and rate-limit backoff, while a
+# later program in the same process (unit tests under mocks) with other config gets its own.
+_shared_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Settings, AsyncHostupClient]
+] = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
 
 
 def _shared_async_client() -> AsyncHostupClient:
     loop = asyncio.get_running_loop()
+    settings = program_settings()
     with _shared_lock:
-        client = _shared_clients.get(loop)
+        clients = _shared_clients.setdefault(loop, {})
+        client = clients.get(settings)
         if client is None:
-            client = AsyncHostupClient(settings=program_settings())
-            _shared_clients[loop] = client
+            client = clients[settings] = AsyncHostupClient(settings=settings)
         return client
-
-
-def _check_unavailable(vps_id: str, availability: AgentAvailability) -> None:
-    if not availability.available:
-        raise AgentUnavailableError(vps_id, availability.reason, availability.vm_running)
 
 
 def get_vps_agent_availability(
@@ -148,10 +152,7 @@ def require_agent_available(
     (seconds), polls until available and fails only at the deadline (a VM still booting).
     """
     with HostupClient(settings=program_settings()) as client:
-        availability = client.get_agent_availability(vps_id)
-        if not availability.available and wait_timeout is not None:
-            availability = client.wait_for_agent_available(vps_id, timeout=wait_timeout)
-    _check_unavailable(vps_id, availability)
+        availability = client.require_agent_available(vps_id, wait_timeout=wait_timeout)
     return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 
@@ -166,10 +167,7 @@ def require_agent_available_output(
 
     async def require(vps_id: str) -> GetVpsAgentAvailabilityResult:
         client = _shared_async_client()
-        availability = await client.get_agent_availability(vps_id)
-        if not availability.available and wait_timeout is not None:
-            availability = await client.wait_for_agent_available(vps_id, timeout=wait_timeout)
-        _check_unavailable(vps_id, availability)
+        availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
         return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

@@ -79,6 +79,11 @@ class AgentExecOutput(_WireModel):
     signal: int | str | None = None
     truncated: bool | None = None
 
+    def __repr_args__(self) -> Any:
+        # Undocumented fields may hold output too: repr shows declared fields only.
+        extra = self.model_extra or {}
+        return [(k, v) for k, v in super().__repr_args__() if k not in extra]
+
     @field_validator("stdout", "stderr", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:

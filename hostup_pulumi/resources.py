@@ -20,7 +20,7 @@ from pulumi.runtime import rpc
 
 from ._validation import validate_command, validate_pid, validate_vps_id
 from .client import HostupClient
-from .errors import AgentUnavailableError, CommandFailedError, HostupError, NotFoundError
+from .errors import CommandFailedError, HostupError, NotFoundError
 from .models import AgentExecOutput
 from .settings import CONFIG_KEYS, Settings
 
@@ -121,9 +121,7 @@ class _AgentCommandProvider(_Provider):
         vps_id = validate_vps_id(props["vps_id"])
         command = validate_command(props["command"])
         client = self.client()
-        availability = client.get_agent_availability(vps_id)
-        if not availability.available:
-            raise AgentUnavailableError(vps_id, availability.reason, availability.vm_running)
+        client.require_agent_available(vps_id)
         started = client.start_agent_exec(vps_id, command)
         outs = {
             "vps_id": vps_id,
@@ -191,7 +189,9 @@ class _AgentExecResultProvider(_Provider):
 
     @staticmethod
     def _enforce_exit(vps_id: str, pid: int, output: AgentExecOutput, fail: bool) -> None:
-        if fail and output.exit_code not in (0, None):
+        # A missing exit code with a signal is a killed command: a failure too.
+        killed = output.exit_code is None and output.signal not in (None, "", 0)
+        if fail and (output.exit_code not in (0, None) or killed):
             raise CommandFailedError(
                 vps_id=vps_id, pid=pid, exit_code=output.exit_code, output=output
             )

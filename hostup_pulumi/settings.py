@@ -106,10 +106,18 @@ def _check_base_url(url: str) -> str:
         raise ConfigurationError(
             f"base URL for host {host!r} must not carry credentials, a query or a fragment"
         )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigurationError(
+            f"base URL for host {host!r} has an invalid port; use e.g. https://{host}:8443"
+        ) from None
     return url
 
 
 def _check_timeout(value: float | str) -> float:
+    if isinstance(value, bool):
+        raise ConfigurationError(f"timeout must be a number of seconds, got {value!r}")
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -119,7 +127,9 @@ def _check_timeout(value: float | str) -> float:
     return seconds
 
 
-def _check_int(name: str, value: int | str, low: int, high: int) -> int:
+def _check_int(name: str, value: float | str, low: int, high: int) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}")
     try:
         number = int(value)
     except (TypeError, ValueError):

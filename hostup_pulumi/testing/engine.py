@@ -15,9 +15,11 @@ under ``state_dir``, and a passphrase secrets provider meant for local test stac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,77 @@ def find_engine(bin_dir: str | os.PathLike[str] | None = None) -> Path:
         "HOSTUP_PULUMI_BIN to the directory it prints, or install Pulumi "
         "(https://www.pulumi.com/docs/install/)"
     )
+
+
+def _run_group(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    input: str | None,
+    timeout: float,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a session of its own; past ``timeout``, kill the whole process group.
+
+    ``pulumi`` starts a language host, the program and provider plugins that inherit its
+    output pipes: killing only ``pulumi`` (as ``subprocess.run`` does) could leave them
+    running and holding the pipes open, so the wait for output would never end.
+    """
+    with subprocess.Popen(  # noqa: S603 - a fixed program with our arguments
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            stdout, stderr = proc.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr) from None
+        finally:
+            if proc.poll() is None:  # interrupted (e.g. Ctrl-C): leave nothing behind
+                _kill_group(proc)
+        # Plugins outlive the CLI only if something went wrong; do not let them linger.
+        _kill_group(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL everything ``proc`` started: its session where the OS can list it.
+
+    The CLI starts its plugins in process groups of their own (but in its session), so
+    killing only its process group would leave them running.
+    """
+    killpg = getattr(os, "killpg", None)
+    if killpg is None:  # Windows: no sessions or process groups of this kind
+        if proc.poll() is None:
+            proc.kill()
+        return
+    for pid in [proc.pid, *_session_members(proc.pid)]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pid == proc.pid:
+                killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _session_members(sid: int) -> list[int]:
+    """Processes in session ``sid`` (Linux ``/proc``; none found elsewhere)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parens.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 3 and fields[3] == str(sid):
+            members.append(int(stat.parent.name))
+    return members
 
 
 @dataclass
@@ -119,16 +192,7 @@ class PulumiStack:
         argv = [str(self.bin_dir / "pulumi"), *args[:cut], *flags, *args[cut:]]
         env = self.env
         env.update(extra_env or {})
-        proc = subprocess.run(  # noqa: S603 - a fixed program with our arguments
-            argv,
-            cwd=self.project_dir,
-            env=env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        proc = _run_group(argv, cwd=self.project_dir, env=env, input=input, timeout=timeout)
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(
                 proc.returncode, argv, output=proc.stdout, stderr=proc.stderr

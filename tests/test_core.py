@@ -1,0 +1,1032 @@
+"""The sans-I/O core (_core.py): retry decisions, waits, parsing, polling, the 429 gate.
+
+Flows are driven here the way the clients drive them, but on a fake clock and with scripted
+answers, so every decision is checked exactly and nothing really sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Generator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from hostup_pulumi import (
+    AgentAvailability,
+    AgentExecOutput,
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CommandTimeoutError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    Settings,
+    ValidationError,
+    Vps,
+)
+from hostup_pulumi._core import (
+    USER_AGENT,
+    Core,
+    Operation,
+    PollSchedule,
+    RetryPolicy,
+    Sleep,
+    parse_rate_limit_reset,
+    parse_retry_after,
+    server_wait,
+)
+
+KEY = "hk_test_SUPERSECRETKEY_0123456789"
+BASE = "https://api.example.test"
+VID = "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
+NOW = datetime(2026, 4, 27, 12, 0, 0, tzinfo=timezone.utc)
+
+Answer = httpx.Response | Exception
+
+
+class Clock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_core(
+    *,
+    max_retries: int = 2,
+    clock: Clock | None = None,
+    session_cookie: str | None = None,
+    api_key: str | None = KEY,
+    base_url: str = BASE,
+    **retry: Any,
+) -> Core:
+    settings = Settings.resolve(
+        api_key=api_key, session_cookie=session_cookie, base_url=base_url, env={}
+    )
+    return Core(
+        settings,
+        retry=RetryPolicy(max_retries=max_retries, **retry),
+        rng=random.Random(7),
+        clock=clock or Clock(),
+        now=lambda: NOW,
+    )
+
+
+class Driver:
+    """Runs a core flow: answers each Send from ``answers`` (in order), advances the fake
+    clock on each Sleep (and by ``latency`` per request), and records both."""
+
+    def __init__(
+        self,
+        core: Core,
+        answers: list[Answer] | Callable[[httpx.Request], Answer],
+        latency: float = 0.0,
+    ) -> None:
+        self.clock: Clock = core._clock  # type: ignore[assignment]
+        self.answers = answers
+        self.latency = latency
+        self.requests: list[httpx.Request] = []
+        self.sleeps: list[float] = []
+
+    def _answer(self, request: httpx.Request) -> Answer:
+        if callable(self.answers):
+            return self.answers(request)
+        assert self.answers, f"unexpected extra request {request.method} {request.url}"
+        return self.answers.pop(0)
+
+    def run(self, flow: Generator[Any, Any, Any]) -> Any:
+        outcome: Any = None
+        try:
+            while True:
+                step = flow.send(outcome)
+                if isinstance(step, Sleep):
+                    assert step.seconds >= 0
+                    self.sleeps.append(step.seconds)
+                    self.clock.t += step.seconds
+                    outcome = None
+                else:
+                    self.requests.append(step.request)
+                    outcome = self._answer(step.request)
+                    self.clock.t += self.latency
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            flow.close()
+
+
+def resp(
+    status: int = 200,
+    body: Any = None,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    if content is None:
+        content = b"" if body is None else json.dumps(body).encode()
+    return httpx.Response(status, content=content, headers=headers)
+
+
+def problem(status: int, code: str, **headers: str) -> httpx.Response:
+    body = {
+        "type": f"https://developer.hostup.se/errors/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "detail": f"detail of {code}",
+        "code": code,
+        "requestId": "req_0123",
+    }
+    return resp(status, body, headers={"content-type": "application/problem+json", **headers})
+
+
+OK_PROBE = {"available": True, "reason": None, "vmRunning": True}
+STARTED = {"pid": 4242, "pollUrl": f"/api/v2/vps/{VID}/agent/exec?pid=4242"}
+
+
+def running(stdout: str = "") -> httpx.Response:
+    return resp(200, {"exited": False, "stdout": stdout})
+
+
+def exited(code: int = 0, stdout: str = "done\n") -> httpx.Response:
+    return resp(200, {"exited": True, "exitCode": code, "stdout": stdout, "stderr": ""})
+
+
+def get_ops(core: Core) -> list[Operation]:
+    return [core.probe_op(VID), core.output_op(VID, 4242), core.get_vps_op(VID), core.list_vps_op()]
+
+
+# -- retry classification -------------------------------------------------------------------
+
+REQ = httpx.Request("GET", BASE)
+GET_RETRYABLE_ERRORS = [
+    httpx.ConnectError("refused", request=REQ),
+    httpx.ConnectTimeout("connect timed out", request=REQ),
+    httpx.PoolTimeout("pool timed out", request=REQ),
+    httpx.ReadTimeout("read timed out", request=REQ),
+    httpx.WriteTimeout("write timed out", request=REQ),
+    httpx.ReadError("connection reset", request=REQ),
+    httpx.WriteError("broken pipe", request=REQ),
+    httpx.RemoteProtocolError("server disconnected", request=REQ),
+]
+NEVER_SENT_ERRORS = GET_RETRYABLE_ERRORS[:3]
+MAYBE_SENT_ERRORS = GET_RETRYABLE_ERRORS[3:]
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_get_retries_on_transient_statuses(status: int) -> None:
+    core = make_core()
+    for op in get_ops(core):
+        assert core.retry_delay(op, 0, resp(status)) is not None, op.name
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_get_does_not_retry_client_errors(status: int) -> None:
+    core = make_core()
+    for op in get_ops(core):
+        assert core.retry_delay(op, 0, resp(status)) is None, op.name
+
+
+@pytest.mark.parametrize("exc", GET_RETRYABLE_ERRORS, ids=lambda e: type(e).__name__)
+def test_get_retries_on_connection_errors_and_timeouts(exc: Exception) -> None:
+    core = make_core()
+    for op in get_ops(core):
+        assert core.retry_delay(op, 0, exc) is not None, op.name
+
+
+def test_get_does_not_retry_errors_in_its_own_request() -> None:
+    core = make_core()
+    op = core.probe_op(VID)
+    assert core.retry_delay(op, 0, httpx.UnsupportedProtocol("no", request=REQ)) is None
+    assert core.retry_delay(op, 0, httpx.LocalProtocolError("no", request=REQ)) is None
+    assert core.retry_delay(op, 0, RuntimeError("not a transport error")) is None
+
+
+@pytest.mark.parametrize("exc", NEVER_SENT_ERRORS, ids=lambda e: type(e).__name__)
+def test_post_exec_retries_when_the_request_never_left(exc: Exception) -> None:
+    core = make_core()
+    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, exc) is not None
+
+
+def test_post_exec_retries_on_429() -> None:
+    core = make_core()
+    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, resp(429)) is not None
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504, 400, 409])
+def test_post_exec_never_retries_other_statuses(status: int) -> None:
+    core = make_core()
+    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, resp(status)) is None
+
+
+@pytest.mark.parametrize("exc", MAYBE_SENT_ERRORS, ids=lambda e: type(e).__name__)
+def test_post_exec_never_retries_once_the_request_may_have_arrived(exc: Exception) -> None:
+    core = make_core()
+    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, exc) is None
+
+
+def test_no_retry_beyond_max_retries() -> None:
+    core = make_core(max_retries=2)
+    op = core.probe_op(VID)
+    assert core.retry_delay(op, 1, resp(503)) is not None
+    assert core.retry_delay(op, 2, resp(503)) is None
+    assert make_core(max_retries=0).retry_delay(op, 0, resp(503)) is None
+
+
+def test_no_retry_that_would_pass_the_deadline() -> None:
+    clock = Clock()
+    core = make_core(clock=clock)
+    op = core.probe_op(VID, deadline=clock.t + 1.0)
+    assert core.retry_delay(op, 0, resp(503, headers={"retry-after": "0.5"})) == 0.5
+    assert core.retry_delay(op, 0, resp(503, headers={"retry-after": "2"})) is None
+
+
+# -- retries, end to end through a flow -----------------------------------------------------
+
+
+def test_get_retried_then_succeeds() -> None:
+    core = make_core()
+    driver = Driver(
+        core,
+        [problem(503, "upstream_unavailable"), resp(502, content=b"<html/>"), resp(200, OK_PROBE)],
+    )
+    probe = driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert probe.available is True
+    assert len(driver.requests) == 3
+    assert len(driver.sleeps) == 2
+
+
+def test_get_gives_up_after_max_retries_with_the_last_error() -> None:
+    core = make_core(max_retries=2)
+    driver = Driver(core, [problem(503, "upstream_unavailable")] * 3)
+    with pytest.raises(InternalServerError) as info:
+        driver.run(core.call(core.get_vps_op(VID), Vps))
+    assert info.value.status_code == 503
+    assert info.value.code == "upstream_unavailable"
+    assert len(driver.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (400, "invalid_request", BadRequestError),
+        (401, "unauthorized", AuthenticationError),
+        (403, "forbidden", PermissionDeniedError),
+        (404, "vps_not_found", NotFoundError),
+        (409, "vps_not_ready", ConflictError),
+    ],
+)
+def test_get_client_error_raised_after_one_request(status: int, code: str, cls: type) -> None:
+    core = make_core()
+    driver = Driver(core, [problem(status, code)])
+    with pytest.raises(cls) as info:
+        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert info.value.code == code
+    assert len(driver.requests) == 1
+    assert driver.sleeps == []
+
+
+def test_get_connection_errors_exhausted_give_api_connection_error() -> None:
+    core = make_core(max_retries=1)
+    driver = Driver(core, [httpx.ConnectError("refused"), httpx.ConnectError("refused")])
+    with pytest.raises(APIConnectionError) as info:
+        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert not isinstance(info.value, APITimeoutError)
+    assert "ConnectError" in str(info.value)
+    assert info.value.command_may_have_started is False
+    assert len(driver.requests) == 2
+
+
+def test_get_read_timeouts_exhausted_give_api_timeout_error() -> None:
+    core = make_core(max_retries=1)
+    driver = Driver(core, [httpx.ReadTimeout("timed out")] * 2)
+    with pytest.raises(APITimeoutError) as info:
+        driver.run(core.call(core.output_op(VID, 4242), AgentExecOutput))
+    assert info.value.method == "GET"
+    assert info.value.path == f"/api/v2/vps/{VID}/agent/exec?pid=4242"
+    assert len(driver.requests) == 2
+
+
+@pytest.mark.parametrize("exc", NEVER_SENT_ERRORS, ids=lambda e: type(e).__name__)
+def test_post_exec_retried_after_connect_failure_then_starts_once(exc: Exception) -> None:
+    core = make_core()
+    driver = Driver(core, [exc, resp(200, STARTED)])
+    started = driver.run(core.start(core.start_op(VID, "uname -a")))
+    assert started.pid == 4242
+    assert len(driver.requests) == 2
+
+
+def test_post_exec_retried_after_429() -> None:
+    core = make_core()
+    driver = Driver(
+        core, [problem(429, "rate_limited", **{"retry-after": "1"}), resp(200, STARTED)]
+    )
+    assert driver.run(core.start(core.start_op(VID, "uname -a"))).pid == 4242
+    assert len(driver.requests) == 2
+    assert driver.sleeps == [1.0]
+
+
+def test_post_exec_connect_failures_exhausted_did_not_start_the_command() -> None:
+    core = make_core(max_retries=1)
+    driver = Driver(core, [httpx.ConnectError("refused")] * 2)
+    with pytest.raises(APIConnectionError) as info:
+        driver.run(core.start(core.start_op(VID, "uname -a")))
+    assert info.value.command_may_have_started is False
+    assert "may have started" not in str(info.value)
+
+
+@pytest.mark.parametrize("exc", MAYBE_SENT_ERRORS, ids=lambda e: type(e).__name__)
+def test_post_exec_sent_once_after_a_dropped_connection_or_timeout(exc: Exception) -> None:
+    core = make_core(max_retries=5)
+    driver = Driver(core, [exc])
+    with pytest.raises(APIConnectionError) as info:
+        driver.run(core.start(core.start_op(VID, "uname -a")))
+    assert len(driver.requests) == 1
+    assert info.value.command_may_have_started is True
+    assert "may have started" in str(info.value)
+    assert isinstance(info.value, APITimeoutError) == isinstance(exc, httpx.TimeoutException)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_exec_sent_once_after_a_5xx(status: int) -> None:
+    core = make_core(max_retries=5)
+    driver = Driver(core, [resp(status, content=b"<html><h1>Bad gateway</h1></html>")])
+    with pytest.raises(InternalServerError) as info:
+        driver.run(core.start(core.start_op(VID, "uname -a")))
+    assert len(driver.requests) == 1
+    assert info.value.command_may_have_started is True
+    assert "may have started" in str(info.value)
+
+
+def test_post_exec_4xx_does_not_claim_the_command_may_have_started() -> None:
+    core = make_core()
+    driver = Driver(core, [problem(400, "invalid_request")])
+    with pytest.raises(BadRequestError) as info:
+        driver.run(core.start(core.start_op(VID, "rm -rf /")))
+    assert info.value.command_may_have_started is False
+    assert "may have started" not in str(info.value)
+
+
+# -- server waits: Retry-After and X-RateLimit-Reset ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        (" 7 ", 7.0),
+        ("-4", 0.0),
+        ("nan", None),
+        ("inf", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    later = format_datetime(NOW + timedelta(seconds=5), usegmt=True)
+    earlier = format_datetime(NOW - timedelta(seconds=30), usegmt=True)
+    assert later.endswith("GMT")
+    assert parse_retry_after(later, NOW) == 5.0
+    assert parse_retry_after(earlier, NOW) == 0.0
+    assert parse_retry_after("Mon, 99 Foo 2026 99:99:99 GMT", NOW) is None
+    # "-0000" means "zone unknown": read as UTC.
+    assert parse_retry_after(later.replace("GMT", "-0000"), NOW) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ((NOW + timedelta(seconds=7)).isoformat().replace("+00:00", "Z"), 7.0),
+        ("2026-04-27T12:00:07.000Z", 7.0),
+        ("2026-04-27T14:00:07+02:00", 7.0),
+        ("2026-04-27T12:00:07", 7.0),  # no zone: read as UTC
+        ("2026-04-27T11:00:00Z", 0.0),  # already past
+        (str(int(NOW.timestamp()) + 9), 9.0),  # epoch seconds, tolerated
+        ("4", 4.0),  # a small number: a delay
+        ("tomorrow", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_parse_rate_limit_reset(value: str | None, expected: float | None) -> None:
+    assert parse_rate_limit_reset(value, NOW) == expected
+
+
+def test_server_wait_prefers_retry_after_and_falls_back_to_reset() -> None:
+    reset = "2026-04-27T12:00:09Z"
+    assert server_wait(httpx.Headers({"Retry-After": "2", "X-RateLimit-Reset": reset}), NOW) == 2
+    assert server_wait(httpx.Headers({"X-RateLimit-Reset": reset}), NOW) == 9
+    assert (
+        server_wait(httpx.Headers({"Retry-After": "bogus", "X-RateLimit-Reset": reset}), NOW) == 9
+    )
+    assert server_wait(httpx.Headers({}), NOW) is None
+
+
+def test_retry_waits_what_the_server_asked() -> None:
+    core = make_core()
+    date = format_datetime(NOW + timedelta(seconds=5), usegmt=True)
+    driver = Driver(
+        core,
+        [
+            problem(429, "rate_limited", **{"retry-after": "2"}),
+            problem(429, "rate_limited", **{"x-ratelimit-reset": "2026-04-27T12:00:03.000Z"}),
+            problem(503, "upstream_unavailable", **{"retry-after": date}),
+            resp(200, OK_PROBE),
+        ],
+    )
+    core = make_core(max_retries=3, clock=driver.clock)
+    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert driver.sleeps == [2.0, 3.0, 5.0]
+
+
+def test_server_wait_beyond_the_cap_is_not_retried() -> None:
+    core = make_core(max_retries=5, max_server_wait=60.0)
+    driver = Driver(core, [problem(429, "rate_limited", **{"retry-after": "3600"})])
+    with pytest.raises(RateLimitError) as info:
+        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert info.value.retry_after == 3600
+    assert len(driver.requests) == 1
+    assert driver.sleeps == []
+    driver = Driver(core, [problem(503, "upstream_unavailable", **{"retry-after": "120"})])
+    with pytest.raises(InternalServerError):
+        driver.run(core.call(core.get_vps_op(VID), Vps))
+    assert len(driver.requests) == 1
+
+
+def test_rate_limit_error_carries_the_server_wait() -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(
+        core, [problem(429, "rate_limited", **{"x-ratelimit-reset": "2026-04-27T12:00:04Z"})]
+    )
+    with pytest.raises(RateLimitError) as info:
+        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert info.value.retry_after == 4.0
+    assert info.value.code == "rate_limited"
+
+
+# -- backoff --------------------------------------------------------------------------------
+
+
+class FixedRandom(random.Random):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "policy", [RetryPolicy(), RetryPolicy(initial_delay=0.1, max_delay=1.0, jitter=0.5)]
+)
+def test_backoff_is_exponential_capped_and_jittered_within_bounds(policy: RetryPolicy) -> None:
+    rng = random.Random(1234)
+    for retry_number in range(12):
+        ceiling = min(policy.max_delay, policy.initial_delay * 2**retry_number)
+        floor = ceiling * (1 - policy.jitter)
+        samples = [policy.backoff(retry_number, rng) for _ in range(200)]
+        assert all(floor <= s <= ceiling for s in samples)
+        assert max(samples) - min(samples) > (ceiling - floor) * 0.5  # jitter really spreads
+        # The extremes of the jitter are reached exactly.
+        assert policy.backoff(retry_number, FixedRandom(0.0)) == ceiling
+        assert policy.backoff(retry_number, FixedRandom(1.0)) == pytest.approx(floor)
+    assert policy.backoff(50, rng) <= policy.max_delay
+
+
+def test_backoff_doubles_until_the_cap() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=8.0, jitter=0.25)
+    top = [policy.backoff(n, FixedRandom(0.0)) for n in range(7)]
+    assert top == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_flow_sleeps_follow_the_backoff_when_the_server_gives_no_hint() -> None:
+    core = make_core(max_retries=3)
+    driver = Driver(core, [resp(503), httpx.ReadError("reset"), resp(500), resp(200, OK_PROBE)])
+    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    policy = core.retry
+    assert len(driver.sleeps) == 3
+    for n, slept in enumerate(driver.sleeps):
+        ceiling = min(policy.max_delay, policy.initial_delay * 2**n)
+        assert ceiling * (1 - policy.jitter) <= slept <= ceiling
+
+
+# -- the shared 429 gate --------------------------------------------------------------------
+
+
+def test_after_a_429_the_next_call_on_the_same_core_waits() -> None:
+    core = make_core(max_retries=0)
+    first = Driver(core, [problem(429, "rate_limited", **{"retry-after": "2"})])
+    with pytest.raises(RateLimitError):
+        first.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert core.gate_wait() == 2.0
+
+    second = Driver(core, [resp(200, {"id": VID})])
+    # The gate applies to any call on this core, not just the one that was limited.
+    assert second.run(core.call(core.get_vps_op(VID), Vps)).id == VID
+    assert second.sleeps == [2.0]
+    assert len(second.requests) == 1
+    assert core.gate_wait() == 0.0
+
+    third = Driver(core, [resp(200, {"id": VID})])
+    third.run(core.call(core.get_vps_op(VID), Vps))
+    assert third.sleeps == []
+
+
+def test_gate_is_per_core() -> None:
+    clock = Clock()
+    limited = make_core(max_retries=0, clock=clock)
+    other = make_core(max_retries=0, clock=clock)
+    with pytest.raises(RateLimitError):
+        Driver(limited, [problem(429, "rate_limited", **{"retry-after": "5"})]).run(
+            limited.call(limited.probe_op(VID), AgentAvailability)
+        )
+    driver = Driver(other, [resp(200, OK_PROBE)])
+    driver.run(other.call(other.probe_op(VID), AgentAvailability))
+    assert driver.sleeps == []
+
+
+def test_gate_without_server_hint_uses_the_backoff() -> None:
+    core = make_core(max_retries=0)
+    with pytest.raises(RateLimitError):
+        Driver(core, [problem(429, "rate_limited")]).run(
+            core.call(core.probe_op(VID), AgentAvailability)
+        )
+    policy = core.retry
+    assert policy.initial_delay * (1 - policy.jitter) <= core.gate_wait() <= policy.initial_delay
+
+
+def test_a_retried_429_waits_once_not_twice() -> None:
+    core = make_core()
+    driver = Driver(
+        core, [problem(429, "rate_limited", **{"retry-after": "1.5"}), resp(200, OK_PROBE)]
+    )
+    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    assert driver.sleeps == [1.5]
+
+
+# -- building requests ----------------------------------------------------------------------
+
+
+def test_request_headers_with_api_key() -> None:
+    core = make_core()
+    request = core.build_request(core.probe_op(VID))
+    assert request.method == "GET"
+    assert str(request.url) == f"{BASE}/api/v2/vps/{VID}/agent/exec"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"] == USER_AGENT
+    assert USER_AGENT.startswith("hostup-pulumi/")
+    assert "cookie" not in request.headers
+
+
+def test_request_with_session_cookie() -> None:
+    core = make_core(api_key=None, session_cookie="sess-value")
+    request = core.build_request(core.get_vps_op(VID))
+    assert request.headers["cookie"] == "hostup_session=sess-value"
+    assert "authorization" not in request.headers
+
+
+def test_start_request_carries_the_command_as_json() -> None:
+    core = make_core()
+    request = core.build_request(core.start_op(VID, 'echo "hi" && uname -a'))
+    assert request.method == "POST"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {"command": 'echo "hi" && uname -a'}
+
+
+def test_output_and_list_requests_carry_their_query() -> None:
+    core = make_core()
+    output = core.build_request(core.output_op(VID, 4242.0))
+    assert output.url.params["pid"] == "4242"
+    listing = core.build_request(
+        core.list_vps_op(name="Web 01", primary_ip="192.0.2.10", cursor="c/2")
+    )
+    assert dict(listing.url.params) == {
+        "limit": "100",
+        "name": "Web 01",
+        "primaryIp": "192.0.2.10",
+        "cursor": "c/2",
+    }
+
+
+@pytest.mark.parametrize("kwargs", [{"name": ""}, {"primary_ip": "  "}, {"name": 5}])
+def test_list_filters_must_be_non_empty_strings(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="list_vps"):
+        make_core().list_vps_op(**kwargs)
+
+
+def test_request_timeouts() -> None:
+    clock = Clock()
+    core = make_core(clock=clock)
+    default = core.build_request(core.probe_op(VID)).extensions["timeout"]
+    assert default["read"] == core.settings.timeout
+    assert default["connect"] <= core.settings.connect_timeout
+    explicit = core.build_request(core.probe_op(VID, timeout=2.0)).extensions["timeout"]
+    assert explicit["read"] == 2.0
+    # A wait's deadline bounds each request (but leaves at least a second to answer).
+    near = core.build_request(core.probe_op(VID, deadline=clock.t + 3.0)).extensions["timeout"]
+    assert near["read"] == 3.0
+    past = core.build_request(core.probe_op(VID, deadline=clock.t - 5.0)).extensions["timeout"]
+    assert past["read"] == 1.0
+
+
+def test_validation_happens_before_any_request() -> None:
+    core = make_core()
+    with pytest.raises(ValidationError, match="primary_ip="):
+        core.probe_op("192.0.2.10")
+    with pytest.raises(ValidationError):
+        core.output_op(VID, 0)
+    with pytest.raises(ValidationError):
+        core.start_op(VID, "")
+    with pytest.raises(ValidationError):
+        core.get_vps_op("web-01.example.com")
+
+
+def test_operation_target_shows_path_and_query_only() -> None:
+    core = make_core()
+    assert core.output_op(VID, 7).target == f"/api/v2/vps/{VID}/agent/exec?pid=7"
+    assert core.probe_op(VID).target == f"/api/v2/vps/{VID}/agent/exec"
+    assert KEY not in repr(core)
+    assert BASE in repr(core)
+
+
+# -- 403 names the scope --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make_flow", "scope"),
+    [
+        (lambda c: c.call(c.probe_op(VID), AgentAvailability), "read:vm"),
+        (lambda c: c.call(c.list_vps_op(), Vps), "read:vm"),
+        (lambda c: c.call(c.get_vps_op(VID), Vps), "read:vm"),
+        (lambda c: c.start(c.start_op(VID, "uname -a")), "write:vm"),
+        (lambda c: c.call(c.output_op(VID, 4242), AgentExecOutput), "write:vm"),
+    ],
+    ids=["probe", "list_vps", "get_vps", "exec_start", "exec_output"],
+)
+def test_403_names_the_scope_each_call_needs(make_flow: Callable[[Core], Any], scope: str) -> None:
+    core = make_core()
+    with pytest.raises(PermissionDeniedError) as info:
+        Driver(core, [problem(403, "forbidden")]).run(make_flow(core))
+    assert info.value.required_scope == scope
+    assert scope in str(info.value)
+
+
+# -- parsing 2xx bodies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"available": tru', b"<html>ok</html>", b"", b"\xff\xfe", b"[" * 100_000]
+)
+def test_2xx_with_bad_json_is_a_response_validation_error(content: bytes) -> None:
+    core = make_core()
+    with pytest.raises(APIResponseValidationError) as info:
+        Driver(core, [resp(200, content=content)]).run(
+            core.call(core.probe_op(VID), AgentAvailability)
+        )
+    assert type(info.value) is APIResponseValidationError
+    assert info.value.status_code == 200
+    assert "not valid JSON" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body", [[], "ok", None, {"reason": "x"}, {"available": "perhaps"}, {"available": [1]}]
+)
+def test_2xx_with_the_wrong_shape_is_a_response_validation_error(body: Any) -> None:
+    core = make_core()
+    with pytest.raises(APIResponseValidationError) as info:
+        Driver(core, [resp(200, body)]).run(core.call(core.probe_op(VID), AgentAvailability))
+    assert type(info.value) is APIResponseValidationError
+    assert "GET" in str(info.value)
+
+
+def test_shape_error_message_does_not_echo_the_body() -> None:
+    core = make_core()
+    body = {"exited": "TOP-SECRET-VALUE", "stdout": ["TOP-SECRET-OUTPUT"]}
+    with pytest.raises(APIResponseValidationError) as info:
+        Driver(core, [resp(200, body)]).run(core.call(core.output_op(VID, 1), AgentExecOutput))
+    assert "TOP-SECRET" not in str(info.value)
+    assert "stdout" in str(info.value)
+
+
+def test_non_2xx_is_never_parsed_as_a_model() -> None:
+    core = make_core()
+    with pytest.raises(APIStatusError):
+        Driver(core, [resp(418, OK_PROBE)]).run(core.call(core.probe_op(VID), AgentAvailability))
+
+
+# -- starting a command ---------------------------------------------------------------------
+
+
+def test_start_example_gives_an_absolute_poll_url() -> None:
+    core = make_core()
+    started = Driver(core, [resp(200, STARTED)]).run(core.start(core.start_op(VID, "uname -a")))
+    assert started.pid == 4242
+    assert started.poll_url == f"{BASE}/api/v2/vps/{VID}/agent/exec?pid=4242"
+
+
+def test_poll_url_keeps_a_base_url_path_prefix() -> None:
+    # The client sends every request to base_url + path; the poll URL must point there too.
+    core = make_core(base_url="https://proxy.example.test/hostup")
+    started = Driver(core, [resp(200, STARTED)]).run(core.start(core.start_op(VID, "uname -a")))
+    assert (
+        started.poll_url
+        == f"https://proxy.example.test/hostup/api/v2/vps/{VID}/agent/exec?pid=4242"
+    )
+    assert str(core.build_request(core.output_op(VID, 4242)).url) == started.poll_url
+
+
+@pytest.mark.parametrize(
+    ("poll_url", "expected"),
+    [
+        ("agent/exec?pid=4242", f"{BASE}/agent/exec?pid=4242"),
+        ("https://elsewhere.test/poll?pid=4242", "https://elsewhere.test/poll?pid=4242"),
+    ],
+)
+def test_poll_url_not_rooted_at_the_api_is_resolved_like_a_link(
+    poll_url: str, expected: str
+) -> None:
+    core = make_core()
+    started = Driver(core, [resp(200, {"pid": 4242, "pollUrl": poll_url})]).run(
+        core.start(core.start_op(VID, "uname -a"))
+    )
+    assert started.poll_url == expected
+
+
+def test_start_keeps_unknown_fields() -> None:
+    core = make_core()
+    started = Driver(core, [resp(200, {**STARTED, "queuedAt": "2026-04-27T12:00:00Z"})]).run(
+        core.start(core.start_op(VID, "uname -a"))
+    )
+    assert started.extras == {"queuedAt": "2026-04-27T12:00:00Z"}
+
+
+def test_start_without_pid_takes_it_from_the_poll_url() -> None:
+    core = make_core()
+    started = Driver(core, [resp(200, {"pollUrl": STARTED["pollUrl"]})]).run(
+        core.start(core.start_op(VID, "uname -a"))
+    )
+    assert started.pid == 4242
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"pollUrl": f"/api/v2/vps/{VID}/agent/exec"},
+        {"pid": 0},
+        {"pid": -3},
+        {"pollUrl": "/x?pid=abc"},
+        {"pollUrl": "/x?pid=\u00b2"},
+        {"pid": None, "pollUrl": None},
+    ],
+)
+def test_200_start_without_a_usable_pid_says_the_command_may_have_started(body: Any) -> None:
+    core = make_core(max_retries=5)
+    driver = Driver(core, [resp(200, body)])
+    with pytest.raises(APIResponseValidationError) as info:
+        driver.run(core.start(core.start_op(VID, "uname -a")))
+    assert "may have started" in str(info.value)
+    assert len(driver.requests) == 1
+
+
+def test_200_start_with_a_body_of_the_wrong_shape_says_the_command_may_have_started() -> None:
+    core = make_core()
+    with pytest.raises(APIResponseValidationError, match="may have started"):
+        Driver(core, [resp(200, {"pid": "four"})]).run(core.start(core.start_op(VID, "ls")))
+    with pytest.raises(APIResponseValidationError, match="may have started"):
+        Driver(core, [resp(200, content=b"{")]).run(core.start(core.start_op(VID, "ls")))
+
+
+# -- polling --------------------------------------------------------------------------------
+
+
+def test_poll_schedule_grows_with_elapsed_time_and_is_capped() -> None:
+    schedule = PollSchedule(first=0.5, growth=0.1, cap=5.0)
+    assert schedule.interval(0) == 0.5
+    assert schedule.interval(-10) == 0.5
+    assert schedule.interval(10) == pytest.approx(1.5)
+    assert schedule.interval(45) == pytest.approx(5.0)
+    assert schedule.interval(10_000) == 5.0
+    values = [schedule.interval(t) for t in range(0, 100)]
+    assert values == sorted(values)
+
+
+def test_wait_for_exec_polls_until_exited() -> None:
+    core = make_core()
+    driver = Driver(core, [running(), running("partial"), exited(3, "all\n")])
+    schedule = PollSchedule(first=0.2, growth=0.5, cap=10.0)
+    output = driver.run(core.wait_for_exec(VID, 4242, timeout=60, schedule=schedule))
+    assert output.exited is True
+    assert output.exit_code == 3
+    assert output.stdout == "all\n"
+    assert len(driver.requests) == 3
+    assert all(r.url.params["pid"] == "4242" for r in driver.requests)
+    # Sleeps follow the schedule, measured from the start of the wait.
+    assert driver.sleeps == [pytest.approx(0.2), pytest.approx(0.2 + 0.5 * 0.2)]
+
+
+def test_wait_for_exec_returns_at_once_when_already_exited() -> None:
+    core = make_core()
+    driver = Driver(core, [exited()])
+    assert driver.run(core.wait_for_exec(VID, 4242, timeout=5)).exited
+    assert driver.sleeps == []
+
+
+def test_wait_for_exec_deadline_raises_with_the_last_output() -> None:
+    core = make_core()
+    polls = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal polls
+        polls += 1
+        return running(f"partial-{polls}")
+
+    driver = Driver(core, answer, latency=0.05)
+    began = driver.clock.t
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_exec(VID, 4242, timeout=3.0))
+    error = info.value
+    assert error.pid == 4242
+    assert error.vps_id == VID
+    assert error.timeout == 3.0
+    assert error.last_output is not None
+    assert error.last_output.stdout == f"partial-{polls}"
+    assert error.last_output.exited is False
+    assert "partial" not in str(error)  # output may be secret
+    assert "3s" in str(error)
+    assert driver.clock.t - began <= 3.0 + 0.05 * 2
+    assert polls >= 3
+
+
+def test_wait_for_exec_keeps_polling_through_a_429() -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(
+        core, [running(), problem(429, "rate_limited", **{"retry-after": "1"}), exited()]
+    )
+    output = driver.run(core.wait_for_exec(VID, 4242, timeout=30))
+    assert output.exited is True
+    assert len(driver.requests) == 3
+    assert 1.0 in driver.sleeps
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [resp(503, content=b"<html>503</html>"), httpx.ConnectError("refused"), httpx.ReadTimeout("t")],
+    ids=["503", "connect", "read-timeout"],
+)
+def test_wait_for_exec_keeps_polling_through_transient_failures(failure: Answer) -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(core, [failure, failure, exited()])
+    assert driver.run(core.wait_for_exec(VID, 4242, timeout=30)).exited
+    assert len(driver.requests) == 3
+
+
+def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(core, [running(), problem(429, "rate_limited", **{"retry-after": "50"})])
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_exec(VID, 4242, timeout=10))
+    assert isinstance(info.value.__cause__, RateLimitError)
+    assert info.value.last_output is not None
+    assert len(driver.requests) == 2
+
+
+def test_wait_for_exec_timeout_without_any_answer() -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(core, lambda r: httpx.ConnectError("refused"), latency=0.5)
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_exec(VID, 4242, timeout=2))
+    assert info.value.last_output is None
+    assert "no answer" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (404, "not_found", NotFoundError),
+        (403, "forbidden", PermissionDeniedError),
+        (400, "invalid_request", BadRequestError),
+    ],
+)
+def test_wait_for_exec_stops_on_a_permanent_error(status: int, code: str, cls: type) -> None:
+    core = make_core()
+    driver = Driver(core, [running(), problem(status, code)])
+    with pytest.raises(cls):
+        driver.run(core.wait_for_exec(VID, 4242, timeout=30))
+    assert len(driver.requests) == 2
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5", None])
+def test_wait_timeout_must_be_a_positive_number(timeout: Any) -> None:
+    core = make_core()
+    driver = Driver(core, [])
+    with pytest.raises(ValidationError, match="timeout"):
+        driver.run(core.wait_for_exec(VID, 4242, timeout=timeout))
+    with pytest.raises(ValidationError, match="timeout"):
+        driver.run(core.wait_for_available(VID, timeout=timeout))
+    assert driver.requests == []
+
+
+def test_wait_arguments_are_validated_before_any_request() -> None:
+    core = make_core()
+    driver = Driver(core, [])
+    with pytest.raises(ValidationError):
+        driver.run(core.wait_for_exec(VID, -1, timeout=5))
+    with pytest.raises(ValidationError):
+        driver.run(core.wait_for_exec("10.0.0.1", 5, timeout=5))
+    with pytest.raises(ValidationError):
+        driver.run(core.wait_for_available("10.0.0.1", timeout=5))
+    assert driver.requests == []
+
+
+def test_wait_for_available_polls_until_available() -> None:
+    core = make_core()
+    unavailable = resp(200, {"available": False, "reason": "VM is not running", "vmRunning": False})
+    driver = Driver(core, [unavailable, unavailable, resp(200, OK_PROBE)])
+    probe = driver.run(core.wait_for_available(VID, timeout=60))
+    assert probe.available is True
+    assert len(driver.requests) == 3
+    assert all("pid" not in r.url.params for r in driver.requests)
+
+
+def test_wait_for_available_deadline_names_the_last_reason() -> None:
+    core = make_core()
+    driver = Driver(
+        core, lambda r: resp(200, {"available": False, "reason": "agent silent", "vmRunning": True})
+    )
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_available(VID, timeout=5))
+    assert info.value.last_availability is not None
+    assert info.value.last_availability.reason == "agent silent"
+    assert "agent silent" in str(info.value)
+    assert info.value.pid is None
+
+
+def test_wait_for_available_keeps_polling_through_a_429() -> None:
+    core = make_core(max_retries=0)
+    driver = Driver(
+        core, [problem(429, "rate_limited", **{"retry-after": "2"}), resp(200, OK_PROBE)]
+    )
+    assert driver.run(core.wait_for_available(VID, timeout=30)).available
+    assert driver.sleeps == [2.0]
+
+
+# -- logging --------------------------------------------------------------------------------
+
+
+def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    core = make_core()
+    driver = Driver(
+        core,
+        [
+            problem(503, "upstream_unavailable", **{"x-request-id": "req_abc"}),
+            httpx.ConnectError("refused"),
+            resp(200, OK_PROBE),
+        ],
+    )
+    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    ours = [r for r in caplog.records if r.name == "hostup_pulumi"]
+    debug = [r.getMessage() for r in ours if r.levelno == logging.DEBUG]
+    warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
+    assert len(debug) == 3
+    assert "503" in debug[0]
+    assert "req_abc" in debug[0]
+    assert "attempt 1/3" in debug[0]
+    assert "ConnectError" in debug[1]
+    assert "200" in debug[2]
+    assert len(warnings) == 2
+    assert all("retrying GET" in w for w in warnings)
+    assert all(KEY not in r.getMessage() for r in caplog.records)
+    assert KEY not in caplog.text
+
+
+def test_no_debug_work_when_debug_is_off(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hostup_pulumi")
+    core = make_core()
+    Driver(core, [resp(200, OK_PROBE)]).run(core.call(core.probe_op(VID), AgentAvailability))
+    assert [r for r in caplog.records if r.name == "hostup_pulumi"] == []

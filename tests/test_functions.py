@@ -1,0 +1,442 @@
+"""Tests of hostup_pulumi.functions: the data function, its Output twin and the precondition,
+run in a mocked Pulumi program against the offline simulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import pulumi
+import pytest
+from pulumi.runtime.stack import massage
+from pulumi_helpers import (
+    EngineMocks,
+    PulumiProgram,
+    from_struct,
+    stack_config,
+    to_struct,
+)
+
+import hostup_pulumi as hostup
+from hostup_pulumi.testing import HostupSimulator
+
+# Fixtures: pulumi_program, set_stack_config, provider_process.
+pytest_plugins = ("pulumi_helpers",)
+
+SetConfig = Callable[[Mapping[str, str]], None]
+SERVER_TYPE = "test:index:Server"
+
+
+class Server(pulumi.CustomResource):
+    """A resource of another provider that hands out a VPS id (like a VPS resource would)."""
+
+    vps_id: pulumi.Output[str]
+
+    def __init__(self, name: str) -> None:
+        super().__init__(SERVER_TYPE, name, {"vps_id": None})
+
+
+@pytest.fixture
+def sim() -> Iterator[HostupSimulator]:
+    with HostupSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def configured(sim: HostupSimulator, set_stack_config: SetConfig) -> HostupSimulator:
+    """``sim``, with the stack config pointing at it."""
+    set_stack_config(stack_config(sim))
+    return sim
+
+
+def probe_paths(sim: HostupSimulator) -> list[str]:
+    return [r.path for r in sim.requests if r.route == "probe"]
+
+
+# -- get_vps_agent_availability ---------------------------------------------------------
+
+
+def test_get_reports_an_available_vps(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web", primary_ip="203.0.113.10")
+
+    observed = pulumi_program.run(lambda: hostup.get_vps_agent_availability(vps))
+
+    result = observed.value
+    assert isinstance(result, hostup.GetVpsAgentAvailabilityResult)
+    assert (result.vps_id, result.available, result.reason, result.vm_running) == (
+        vps,
+        True,
+        None,
+        True,
+    )
+    assert probe_paths(configured) == [f"/api/v2/vps/{vps}/agent/exec"]
+
+
+def test_get_reports_the_reason_of_an_unavailable_vps(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(
+        name="db", agent_available=False, agent_reason="guest agent not installed"
+    )
+
+    result = pulumi_program.run(lambda: hostup.get_vps_agent_availability(vps)).value
+
+    assert result.available is False
+    assert result.reason == "guest agent not installed"
+    assert result.vm_running is True
+    assert result.vps_id == vps
+
+
+def test_get_of_a_stopped_vps_says_the_vm_is_not_running(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="old", power_state="stopped")
+
+    result = pulumi_program.run(lambda: hostup.get_vps_agent_availability(vps)).value
+
+    assert (result.available, result.vm_running) == (False, False)
+    assert result.reason
+
+
+def test_result_is_exported_with_camel_case_names(configured: HostupSimulator) -> None:
+    vps = configured.add_vps(name="web", agent_available=False, agent_reason="agent down")
+    with hostup.HostupClient(api_key=configured.api_key, base_url=configured.base_url) as client:
+        result = hostup.GetVpsAgentAvailabilityResult._from(vps, client.get_agent_availability(vps))
+
+    # pulumi.export turns a stack output into plain data like this, then serializes it.
+    exported = from_struct(to_struct({"gate": massage(result, [])}))["gate"]
+
+    assert exported == {"vpsId": vps, "available": False, "reason": "agent down", "vmRunning": True}
+
+
+def test_an_ip_address_is_refused_before_any_request(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    with pytest.raises(hostup.ValidationError) as caught:
+        pulumi_program.run(lambda: hostup.get_vps_agent_availability("203.0.113.10"))
+
+    assert "list_vps(primary_ip='203.0.113.10')" in str(caught.value)
+    assert configured.requests == []
+
+
+# -- the Output twin ----------------------------------------------------------------------
+
+
+def test_output_twin_resolves_like_the_plain_function(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    up = configured.add_vps(name="web")
+    down = configured.add_vps(name="db", agent_available=False, agent_reason="agent down")
+
+    observed = pulumi_program.run(
+        lambda: pulumi.Output.all(
+            hostup.get_vps_agent_availability_output(up),
+            hostup.get_vps_agent_availability_output(pulumi.Output.from_input(down)),
+        )
+    )
+
+    first, second = observed.value
+    assert (first.vps_id, first.available, first.reason) == (up, True, None)
+    assert (second.vps_id, second.available, second.reason) == (down, False, "agent down")
+    assert sorted(probe_paths(configured)) == sorted(
+        [f"/api/v2/vps/{up}/agent/exec", f"/api/v2/vps/{down}/agent/exec"]
+    )
+
+
+def test_output_twin_takes_an_id_from_another_resource(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web")
+    pulumi_program.start(EngineMocks(outputs={SERVER_TYPE: {"vps_id": vps}}))
+
+    observed = pulumi_program.run(
+        lambda: hostup.get_vps_agent_availability_output(Server("server").vps_id)
+    )
+
+    assert observed.known is True
+    assert observed.value.vps_id == vps
+    assert observed.value.available is True
+
+
+def test_output_twin_keeps_a_secret_id_secret(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web")
+
+    observed = pulumi_program.run(
+        lambda: hostup.get_vps_agent_availability_output(pulumi.Output.secret(vps))
+    )
+
+    assert observed.secret is True
+    assert observed.value.available is True
+
+
+def test_output_twin_is_unknown_in_preview_while_the_id_is_unknown(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    known = configured.add_vps(name="web")
+    # In preview the Server is not created yet: its vps_id output is unknown.
+    pulumi_program.start(EngineMocks(preview=True), preview=True)
+
+    # Output.all of an unknown value is unknown as a whole; look at each part instead.
+    holder: dict[str, object] = {}
+
+    def observe() -> pulumi.Output[object]:
+        unknown_result = hostup.get_vps_agent_availability_output(Server("server").vps_id)
+        known_result = hostup.get_vps_agent_availability_output(known)
+
+        async def inspect() -> None:
+            holder["unknown_is_known"] = await unknown_result.is_known()
+            holder["known_value"] = await known_result.future()
+
+        return pulumi.Output.from_input(inspect())
+
+    pulumi_program.run(observe)
+
+    assert holder["unknown_is_known"] is False
+    assert holder["known_value"].vps_id == known  # type: ignore[attr-defined]
+    # Exactly one request: the probe of the known id. None for the unknown one.
+    assert [r.path for r in configured.requests] == [f"/api/v2/vps/{known}/agent/exec"]
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        pytest.param(hostup.get_vps_agent_availability_output, id="get"),
+        pytest.param(hostup.require_agent_available_output, id="require"),
+    ],
+)
+def test_output_twin_sends_nothing_in_preview_for_an_unknown_id(
+    function: Callable[[pulumi.Input[str]], pulumi.Output[hostup.GetVpsAgentAvailabilityResult]],
+    configured: HostupSimulator,
+    pulumi_program: PulumiProgram,
+) -> None:
+    pulumi_program.start(EngineMocks(preview=True), preview=True)
+
+    observed = pulumi_program.run(lambda: function(Server("server").vps_id))
+
+    assert observed.known is False
+    assert observed.value is None
+    assert configured.requests == []
+
+
+def test_output_twins_follow_the_stack_config_of_each_program(
+    set_stack_config: SetConfig, pulumi_program: PulumiProgram
+) -> None:
+    # Two programs in one process (as in a user's test suite), each with its own simulator:
+    # the second must talk to its own simulator, not to the first one's address.
+    for name in ("first", "second"):
+        with HostupSimulator() as simulator:
+            vps = simulator.add_vps(name=name)
+            set_stack_config(stack_config(simulator))
+
+            observed = pulumi_program.run(lambda v=vps: hostup.get_vps_agent_availability_output(v))
+
+            assert observed.value.available is True
+            assert probe_paths(simulator) == [f"/api/v2/vps/{vps}/agent/exec"]
+
+
+# -- require_agent_available --------------------------------------------------------------
+
+
+def test_require_passes_an_available_vps(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web")
+
+    result = pulumi_program.run(lambda: hostup.require_agent_available(vps)).value
+
+    assert (result.vps_id, result.available) == (vps, True)
+
+
+def test_require_fails_the_program_naming_the_vps_and_the_reason(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="db", agent_available=False, agent_reason="qga socket closed")
+
+    with pytest.raises(hostup.AgentUnavailableError) as caught:
+        pulumi_program.run(lambda: hostup.require_agent_available(vps))
+
+    error = caught.value
+    assert (error.vps_id, error.reason, error.vm_running) == (vps, "qga socket closed", True)
+    assert vps in str(error)
+    assert "qga socket closed" in str(error)
+    assert configured.count("probe") == 1
+
+
+def test_require_waits_until_the_agent_becomes_available(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web", agent_available=False, agent_reason="booting")
+    timer = threading.Timer(0.3, lambda: configured.set_agent(vps, available=True))
+    timer.start()
+    try:
+        began = time.monotonic()
+        result = pulumi_program.run(lambda: hostup.require_agent_available(vps, wait_timeout=10))
+        elapsed = time.monotonic() - began
+    finally:
+        timer.cancel()
+
+    assert result.value.available is True
+    assert elapsed >= 0.3
+    assert elapsed < 5
+    assert configured.count("probe") >= 2
+
+
+def test_require_fails_at_the_wait_deadline(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web", agent_available=False, agent_reason="booting")
+
+    began = time.monotonic()
+    with pytest.raises(hostup.AgentUnavailableError) as caught:
+        pulumi_program.run(lambda: hostup.require_agent_available(vps, wait_timeout=0.6))
+    elapsed = time.monotonic() - began
+
+    assert 0.6 <= elapsed < 4
+    assert caught.value.vps_id == vps
+    assert caught.value.reason == "booting"
+    assert vps in str(caught.value)
+    assert "booting" in str(caught.value)
+    assert configured.count("probe") >= 2
+
+
+def test_require_output_twin_fails_when_unavailable(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="db", agent_available=False, agent_reason="agent down")
+
+    with pytest.raises(hostup.AgentUnavailableError) as caught:
+        pulumi_program.run(lambda: hostup.require_agent_available_output(vps))
+
+    assert caught.value.vps_id == vps
+    assert caught.value.reason == "agent down"
+
+
+def test_require_output_twin_waits_for_the_agent(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web", agent_available=False, agent_reason="booting")
+    timer = threading.Timer(0.3, lambda: configured.set_agent(vps, available=True))
+    timer.start()
+    try:
+        observed = pulumi_program.run(
+            lambda: hostup.require_agent_available_output(
+                pulumi.Output.from_input(vps), wait_timeout=10
+            )
+        )
+    finally:
+        timer.cancel()
+
+    assert observed.value.available is True
+    assert observed.value.vps_id == vps
+
+
+def test_require_output_twin_fails_at_the_wait_deadline(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web", agent_available=False, agent_reason="booting")
+
+    with pytest.raises(hostup.AgentUnavailableError) as caught:
+        pulumi_program.run(lambda: hostup.require_agent_available_output(vps, wait_timeout=0.6))
+
+    assert (caught.value.vps_id, caught.value.reason) == (vps, "booting")
+
+
+def test_a_failed_gate_keeps_the_guarded_command_from_being_created(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="db", agent_available=False, agent_reason="agent down")
+    engine = EngineMocks(provider_config=stack_config(configured))
+    pulumi_program.start(engine)
+
+    def program() -> pulumi.Output[object]:
+        gate = hostup.require_agent_available_output(vps)
+        return hostup.AgentCommand("cmd", vps_id=gate.vps_id, command="uname -a").pid
+
+    with pytest.raises(hostup.AgentUnavailableError):
+        pulumi_program.run(program)
+
+    assert [a.name for a in engine.seen] == []
+    assert configured.count("exec_start") == 0
+
+
+def test_a_passed_gate_lets_the_guarded_command_run(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    vps = configured.add_vps(name="web")
+    pulumi_program.start(EngineMocks(provider_config=stack_config(configured)))
+
+    def program() -> pulumi.Output[object]:
+        gate = hostup.require_agent_available_output(vps)
+        return hostup.AgentCommand("cmd", vps_id=gate.vps_id, command="uname -a").pid
+
+    observed = pulumi_program.run(program)
+
+    assert observed.value >= 1
+    assert configured.count("exec_start") == 1
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_config_key_wins_over_the_environment(
+    sim: HostupSimulator,
+    set_stack_config: SetConfig,
+    pulumi_program: PulumiProgram,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vps = sim.add_vps(name="web")
+    monkeypatch.setenv("HOSTUP_API_KEY", "hsk_wrong_key_from_env")
+    set_stack_config(stack_config(sim))
+
+    result = pulumi_program.run(lambda: hostup.get_vps_agent_availability(vps)).value
+
+    assert result.available is True
+
+
+def test_environment_is_used_without_stack_config(
+    sim: HostupSimulator,
+    set_stack_config: SetConfig,
+    pulumi_program: PulumiProgram,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vps = sim.add_vps(name="web")
+    monkeypatch.setenv("HOSTUP_API_KEY", sim.api_key)
+    monkeypatch.setenv("HOSTUP_BASE_URL", sim.base_url)
+
+    result = pulumi_program.run(lambda: hostup.get_vps_agent_availability_output(vps)).value
+
+    assert result.available is True
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda: hostup.get_vps_agent_availability("vps_01abcdefgh"), id="get"),
+        pytest.param(
+            lambda: hostup.get_vps_agent_availability_output("vps_01abcdefgh"), id="get_output"
+        ),
+        pytest.param(lambda: hostup.require_agent_available("vps_01abcdefgh"), id="require"),
+        pytest.param(
+            lambda: hostup.require_agent_available_output("vps_01abcdefgh"), id="require_output"
+        ),
+    ],
+)
+def test_no_credentials_says_how_to_set_them(
+    call: Callable[[], object],
+    sim: HostupSimulator,
+    set_stack_config: SetConfig,
+    pulumi_program: PulumiProgram,
+) -> None:
+    set_stack_config({"hostup:baseUrl": sim.base_url})
+
+    with pytest.raises(hostup.ConfigurationError) as caught:
+        pulumi_program.run(call)
+
+    assert "pulumi config set --secret hostup:apiKey" in str(caught.value)
+    assert "HOSTUP_API_KEY" in str(caught.value)
+    assert sim.requests == []
