@@ -61,11 +61,11 @@ def _run_group(
     input: str | None,
     timeout: float,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` in a session of its own; past ``timeout``, kill the whole process group.
+    """Run ``argv`` in a session of its own; past ``timeout``, kill everything it started.
 
-    ``pulumi`` starts a language host, the program and provider plugins that inherit its
-    output pipes: killing only ``pulumi`` (as ``subprocess.run`` does) could leave them
-    running and holding the pipes open, so the wait for output would never end.
+    ``pulumi`` starts a language host, the program and provider plugins: killing only
+    ``pulumi`` (as ``subprocess.run`` does) would leave them running, orphaned (and holding
+    any pipes they share with it open, so the wait for output might never end).
     """
     with subprocess.Popen(  # noqa: S603 - a fixed program with our arguments
         argv,
@@ -133,6 +133,8 @@ class PulumiStack:
     name: str
     bin_dir: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    #: Seconds any one CLI run may take (then its whole process tree is killed).
+    timeout: float = 600.0
 
     @classmethod
     def create(
@@ -143,14 +145,17 @@ class PulumiStack:
         *,
         bin_dir: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        timeout: float = 600.0,
     ) -> PulumiStack:
-        """Log in to a file backend under ``state_dir`` and select (or create) the stack."""
+        """Log in to a file backend under ``state_dir`` and select (or create) the stack.
+        ``timeout`` is the default limit of each CLI run, in seconds."""
         stack = cls(
             Path(project_dir).resolve(),
             Path(state_dir).resolve(),
             name,
             find_engine(bin_dir),
             dict(env or {}),
+            timeout,
         )
         (stack.state_dir / "backend").mkdir(parents=True, exist_ok=True)
         stack.run("stack", "select", "--create", name, with_stack=False)
@@ -181,18 +186,20 @@ class PulumiStack:
         with_stack: bool = True,
         check: bool = True,
         input: str | None = None,
-        timeout: float = 600,
+        timeout: float | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``pulumi ARGS --stack NAME`` in the project; on failure (``check``) raise
-        CalledProcessError carrying the command's output."""
+        CalledProcessError carrying the command's output. Past ``timeout`` seconds (default:
+        the stack's) the run's process tree is killed and TimeoutExpired raised."""
         flags = ["--non-interactive"] + (["--stack", self.name] if with_stack else [])
         # Flags go before a "--" (after it everything is a value).
         cut = args.index("--") if "--" in args else len(args)
         argv = [str(self.bin_dir / "pulumi"), *args[:cut], *flags, *args[cut:]]
         env = self.env
         env.update(extra_env or {})
-        proc = _run_group(argv, cwd=self.project_dir, env=env, input=input, timeout=timeout)
+        limit = self.timeout if timeout is None else timeout
+        proc = _run_group(argv, cwd=self.project_dir, env=env, input=input, timeout=limit)
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(
                 proc.returncode, argv, output=proc.stdout, stderr=proc.stderr

@@ -8,6 +8,7 @@ the repo. A missing engine fails the tests (it never skips them): CI must not pa
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -23,6 +24,10 @@ from hostup_pulumi.testing.engine import EngineNotFoundError, PulumiStack, find_
 @pytest.fixture(scope="session")
 def pulumi_bin() -> Path:
     """The engine's bin dir (``HOSTUP_PULUMI_BIN``, else PATH). Missing: fail, never skip."""
+    chosen = os.environ.get("HOSTUP_PULUMI_BIN")
+    if chosen and not (Path(chosen) / "pulumi").is_file():
+        # Set but wrong: do not quietly test whatever pulumi is on PATH instead.
+        pytest.fail(f"HOSTUP_PULUMI_BIN={chosen} holds no pulumi executable", pytrace=False)
     try:
         bin_dir = find_engine()
     except EngineNotFoundError as exc:
@@ -61,7 +66,9 @@ def make_stack(pulumi_bin: Path, sim: HostupSimulator, tmp_path: Path) -> Callab
     def make(example: str, name: str = "e2e", **config: str) -> Stack:
         root = tmp_path / example
         project = copy_example(root, example)
-        pulumi = PulumiStack.create(project, root / "state", name, bin_dir=pulumi_bin)
+        pulumi = PulumiStack.create(
+            project, root / "state", name, bin_dir=pulumi_bin, timeout=RUN_TIMEOUT
+        )
         stack = Stack(pulumi, root)
         stack.stack.configure_hostup(sim.base_url, sim.api_key)
         for key, value in config.items():

@@ -83,13 +83,13 @@ class Stack:
     def project_dir(self) -> Path:
         return self.stack.project_dir
 
-    def run(self, *args: str, ok: bool | None = True, timeout: float = RUN_TIMEOUT) -> Run:
+    def run(self, *args: str, ok: bool | None = True) -> Run:
         """``pulumi ARGS``: ``ok=True`` requires success, ``False`` failure, ``None`` either."""
         try:
-            proc = self.stack.run(*args, check=False, timeout=timeout)
+            proc = self.stack.run(*args, check=False)
         except subprocess.TimeoutExpired as exc:
             pytest.fail(
-                f"pulumi {' '.join(args)} did not finish within {timeout:g}s:\n"
+                f"pulumi {' '.join(args)} did not finish within {exc.timeout:g}s:\n"
                 f"{_text(exc.stdout)}{_text(exc.stderr)}"
             )
         run = Run(args, proc.returncode, proc.stdout, proc.stderr)
