@@ -27,6 +27,7 @@ from .errors import (
     ValidationError,
 )
 from .functions import (
+    AgentPreconditionError,
     GetVpsAgentAvailabilityResult,
     get_vps_agent_availability,
     get_vps_agent_availability_output,
@@ -56,6 +57,7 @@ __all__ = [
     "AgentExecOutput",
     "AgentExecResult",
     "AgentExecStarted",
+    "AgentPreconditionError",
     "AgentUnavailableError",
     "AsyncHostupClient",
     "AuthenticationError",

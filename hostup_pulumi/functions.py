@@ -19,10 +19,12 @@ import pulumi
 from pulumi.runtime.config import get_config
 
 from .client import AsyncHostupClient, HostupClient
+from .errors import AgentUnavailableError
 from .models import AgentAvailability
 from .settings import CONFIG_KEYS, Settings
 
 __all__ = [
+    "AgentPreconditionError",
     "GetVpsAgentAvailabilityResult",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
@@ -82,6 +84,18 @@ class GetVpsAgentAvailabilityResult:
             f"GetVpsAgentAvailabilityResult(vps_id={self.vps_id!r}, available={self.available}, "
             f"reason={self.reason!r}, vm_running={self.vm_running})"
         )
+
+
+class AgentPreconditionError(AgentUnavailableError, pulumi.RunError):
+    """The AgentUnavailableError that ``require_agent_available`` raises in a program.
+
+    Also a ``pulumi.RunError``, so Pulumi reports the message without a Python traceback;
+    ``except AgentUnavailableError`` still catches it.
+    """
+
+
+def _precondition_failed(exc: AgentUnavailableError) -> AgentPreconditionError:
+    return AgentPreconditionError(exc.vps_id, exc.reason, exc.vm_running, waited=exc.waited)
 
 
 def program_settings() -> Settings:
@@ -152,7 +166,10 @@ def require_agent_available(
     (seconds), polls until available and fails only at the deadline (a VM still booting).
     """
     with HostupClient(settings=program_settings()) as client:
-        availability = client.require_agent_available(vps_id, wait_timeout=wait_timeout)
+        try:
+            availability = client.require_agent_available(vps_id, wait_timeout=wait_timeout)
+        except AgentUnavailableError as exc:
+            raise _precondition_failed(exc) from None
     return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 
@@ -167,7 +184,10 @@ def require_agent_available_output(
 
     async def require(vps_id: str) -> GetVpsAgentAvailabilityResult:
         client = _shared_async_client()
-        availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
+        try:
+            availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
+        except AgentUnavailableError as exc:
+            raise _precondition_failed(exc) from None
         return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

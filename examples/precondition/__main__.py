@@ -1,6 +1,7 @@
 """Precondition: gate a deploy on the guest agent being available.
 
-Config `vpsId` (the project key: `pulumi config set vpsId vps_...`) names the VPS. When its agent cannot run commands, `pulumi preview` and
+Config `vpsId` (a project key: `pulumi config set vpsId vps_...`) names the VPS.
+When its agent cannot run commands, `pulumi preview` and
 `pulumi up` fail here, naming the VPS and the API's reason, and nothing is created.
 """
 

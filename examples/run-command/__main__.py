@@ -1,7 +1,8 @@
 """Run a command: AgentCommand starts it, AgentExecResult waits for and records its output.
 
-Config (project keys): `vpsId` (required), `command` (default "uname -a"), `trigger` (change it to run
-the command again). stdout and stderr are secrets: `pulumi stack output --show-secrets`.
+Config (project keys): `vpsId` (required), `command` (default "uname -a"), `trigger`
+(change it to run the command again). stdout and stderr are secrets:
+`pulumi stack output --show-secrets`.
 """
 
 import pulumi

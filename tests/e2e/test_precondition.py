@@ -26,7 +26,9 @@ def test_unavailable_agent_fails_preview_and_up_creating_nothing(
         run = stack.run(*args, ok=False)
         assert vps_id in run.output
         assert reason in run.output
-        assert "AgentUnavailableError" in run.output
+        assert "QEMU guest agent command execution is not available" in run.output
+        # A clean failure: the message, not a Python traceback.
+        assert "Traceback" not in run.output
 
     assert stack.resources("AgentCommand") == []
     assert sim.count("exec_start") == 0
