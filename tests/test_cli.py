@@ -1,0 +1,531 @@
+"""The ``hostup-pulumi`` command line, run against the offline simulator.
+
+Most scenarios run twice: as a real subprocess of the installed console script (what a CI
+pipeline does) and in-process through ``cli.main`` (fast, and measured by coverage). Every
+run also checks that the API key appears nowhere in the output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostup_pulumi import cli
+from hostup_pulumi.models import AgentExecOutput
+from hostup_pulumi.testing import HostupSimulator
+
+SCRIPT = Path(sys.executable).with_name("hostup-pulumi")
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schema.json").read_text())
+AVAILABILITY_KEYS = set(
+    SCHEMA["functions"]["hostup:index:getVpsAgentAvailability"]["outputs"]["properties"]
+)
+UNSET = object()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+class Cli:
+    """Runs ``hostup-pulumi`` against a simulator, as a subprocess or in-process."""
+
+    def __init__(
+        self,
+        mode: str,
+        sim: HostupSimulator,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        self.mode = mode
+        self.sim = sim
+        self._capsys = capsys
+        self._monkeypatch = monkeypatch
+
+    def __call__(self, *args: str, api_key: Any = UNSET, base_url: Any = UNSET) -> Result:
+        key = self.sim.api_key if api_key is UNSET else api_key
+        env = {"HOSTUP_API_KEY": key, "HOSTUP_BASE_URL": base_url}
+        if base_url is UNSET:
+            env["HOSTUP_BASE_URL"] = self.sim.base_url
+        started = time.monotonic()
+        if self.mode == "subprocess":
+            result = self._subprocess(list(args), env)
+        else:
+            result = self._in_process(list(args), env)
+        result.seconds = time.monotonic() - started
+        for secret in {key, self.sim.api_key} - {None, ""}:
+            assert secret not in result.out
+            assert secret not in result.err
+        return result
+
+    def _subprocess(self, args: list[str], env: dict[str, Any]) -> Result:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTUP_")}
+        full_env.update({k: v for k, v in env.items() if v is not None})
+        done = subprocess.run(
+            [str(SCRIPT), *args], env=full_env, capture_output=True, text=True, timeout=60
+        )
+        return Result(done.returncode, done.stdout, done.stderr, 0.0)
+
+    def _in_process(self, args: list[str], env: dict[str, Any]) -> Result:
+        for name, value in env.items():
+            if value is None:
+                self._monkeypatch.delenv(name, raising=False)
+            else:
+                self._monkeypatch.setenv(name, value)
+        self._capsys.readouterr()
+        try:
+            code = cli.main(args)
+        except SystemExit as exc:  # argparse: usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else 2
+        captured = self._capsys.readouterr()
+        return Result(code, captured.out, captured.err, 0.0)
+
+
+@pytest.fixture
+def sim() -> Iterator[HostupSimulator]:
+    with HostupSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture(params=["subprocess", "in-process"])
+def run(
+    request: pytest.FixtureRequest,
+    sim: HostupSimulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    return Cli(request.param, sim, capsys, monkeypatch)
+
+
+@pytest.fixture
+def local(
+    sim: HostupSimulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    """In-process only: for the cases whose subprocess twin would add nothing but time."""
+    return Cli("in-process", sim, capsys, monkeypatch)
+
+
+@pytest.fixture
+def run_subprocess(
+    sim: HostupSimulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    return Cli("subprocess", sim, capsys, monkeypatch)
+
+
+def _one_line_error(result: Result) -> str:
+    lines = [line for line in result.err.splitlines() if line.startswith("hostup-pulumi: error")]
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+# -- agent-status ------------------------------------------------------------------------
+
+
+def test_agent_status_available_exits_0(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = run("agent-status", vps)
+    assert (result.code, result.out) == (0, f"{vps}: available\n")
+
+
+def test_agent_status_unavailable_exits_1_with_the_reason(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1", agent_available=False, agent_reason="agent is not installed")
+    result = run("agent-status", vps)
+    assert result.code == 1
+    assert "agent is not installed" in result.out
+    assert "VM running: true" in result.out
+
+
+def test_agent_status_json_has_the_stack_output_shape(run: Cli, sim: HostupSimulator) -> None:
+    down = sim.add_vps(name="down", power_state="stopped")
+    result = run("agent-status", down, "--json")
+    assert result.code == 1
+    assert json.loads(result.out) == {
+        "vpsId": down,
+        "available": False,
+        "reason": "VM is not running",
+        "vmRunning": False,
+    }
+    assert set(json.loads(result.out)) == AVAILABILITY_KEYS  # getVpsAgentAvailability's outputs
+
+
+def test_agent_status_json_when_available(local: Cli, sim: HostupSimulator) -> None:
+    up = sim.add_vps(name="up")
+    result = local("agent-status", up, "--json")
+    assert result.code == 0
+    assert json.loads(result.out) == {"vpsId": up, "available": True, "reason": None,
+                                      "vmRunning": True}  # fmt: skip
+
+
+def _flip_after_first_probe(sim: HostupSimulator, vps: str, delay: float) -> threading.Thread:
+    """Make the agent available ``delay`` s after the CLI's first probe (not after a fixed
+    time, which a slow interpreter start could overtake)."""
+
+    def flip() -> None:
+        deadline = time.monotonic() + 30
+        while sim.count("probe") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        sim.set_agent(vps, available=True, vm_running=True)
+
+    thread = threading.Thread(target=flip, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_agent_status_wait_succeeds_when_the_agent_comes_up(
+    run_subprocess: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="booting", power_state="stopped")
+    flipper = _flip_after_first_probe(sim, vps, delay=0.3)
+    result = run_subprocess("agent-status", vps, "--wait", "10")
+    flipper.join(timeout=5)
+    assert result.code == 0, result.err
+    assert result.out == f"{vps}: available\n"
+    assert sim.count("probe") >= 3  # the first probe, then the wait's polls until it flipped
+    # Not a terminal: a plain progress line with the state, no cursor codes.
+    assert f"waiting for the guest agent on {vps}: not available: VM is not running" in result.err
+    assert "hostup-pulumi: [0s of 10s] waiting" in result.err
+    assert "\x1b" not in result.err
+
+
+def test_agent_status_wait_times_out_with_exit_1(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="down", power_state="stopped")
+    result = local("agent-status", vps, "--wait", "0.5", "--json")
+    assert result.code == 1
+    assert json.loads(result.out)["available"] is False
+    assert result.seconds < 5
+
+
+def test_agent_status_wait_timeout_says_how_long_it_waited(
+    run_subprocess: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="down", agent_available=False, agent_reason="agent not responding")
+    result = run_subprocess("agent-status", vps, "--wait", "0.5")
+    assert result.code == 1
+    assert "agent not responding" in result.out
+    assert "after waiting 0.5s" in result.out
+
+
+# -- list-vps ------------------------------------------------------------------------------
+
+
+def test_list_vps_prints_a_table(run: Cli, sim: HostupSimulator) -> None:
+    web = sim.add_vps(name="web-1", primary_ip="192.0.2.10")
+    db = sim.add_vps(name="db-1", primary_ip="192.0.2.11", power_state="stopped")
+    result = run("list-vps")
+    assert result.code == 0
+    header, *rows = result.out.splitlines()
+    assert header.split() == ["ID", "NAME", "PRIMARY", "IP", "POWER", "STATE"]
+    assert [row.split() for row in rows] == [
+        [web, "web-1", "192.0.2.10", "running"],
+        [db, "db-1", "192.0.2.11", "stopped"],
+    ]
+
+
+def test_list_vps_filters_and_json(run: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="web-1", primary_ip="192.0.2.10")
+    db = sim.add_vps(name="db-1", primary_ip="192.0.2.11")
+    by_ip = run("list-vps", "--primary-ip", "192.0.2.11", "--json")
+    assert by_ip.code == 0
+    records = json.loads(by_ip.out)
+    assert [(r["id"], r["name"], r["primaryIp"]) for r in records] == [(db, "db-1", "192.0.2.11")]
+
+
+def test_list_vps_name_filter(local: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="web-1")
+    db = sim.add_vps(name="db-1")
+    result = local("list-vps", "--name", "DB-1")  # case-insensitive, as the API documents
+    assert result.code == 0
+    assert [row.split()[0] for row in result.out.splitlines()[1:]] == [db]
+
+
+def test_list_vps_without_a_match_exits_1(local: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="web-1")
+    result = local("list-vps", "--name", "nope", "--json")
+    assert result.code == 1
+    assert json.loads(result.out) == []
+    assert "no VPS matched" in result.err
+
+
+# -- exec ----------------------------------------------------------------------------------
+
+
+def test_exec_prints_output_and_passes_the_exit_code_through(
+    run: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("./migrate --check", stdout="2 pending\nnaïve ✓\n", stderr="warn\n",
+                       exit_code=3)  # fmt: skip
+    result = run("exec", vps, "--", "./migrate", "--check")
+    assert result.code == 3
+    assert result.out == "2 pending\nnaïve ✓\n"  # the command's own output, verbatim
+    assert result.err.endswith("warn\n")
+    assert sim.count("exec_start") == 1
+
+
+def test_exec_success_and_timeout_option(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("exec", vps, "--timeout", "30", "--", "echo", "hi", "--", "there")
+    assert (result.code, result.out) == (0, "hi -- there\n")  # a later -- is the command's
+
+
+def test_exec_timeout_exits_124(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("long-job", stdout="", exit_code=0, duration=30)
+    result = local("exec", vps, "--timeout", "0.5", "--", "long-job")
+    assert result.code == 124
+    assert "did not exit within 0.5s" in result.err
+    assert result.seconds < 5
+
+
+def test_exec_on_an_unavailable_agent_exits_1_without_starting(
+    run: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="web-1", agent_available=False, agent_reason="agent is not installed")
+    result = run("exec", vps, "--", "uptime")
+    assert result.code == 1
+    assert "agent is not installed" in result.err
+    assert result.out == ""
+    assert sim.count("probe") == 1
+    assert sim.count("exec_start") == 0
+
+
+def test_exec_needs_the_command_after_double_dash(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("exec", vps, "uname", "-a")
+    assert result.code == 2
+    assert "put the command after --" in result.err
+    empty = local("exec", vps)
+    assert empty.code == 2
+    assert "command is empty" in _one_line_error(empty)
+    assert sim.requests == []
+
+
+def test_exec_missing_write_scope_names_it(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.add_api_key("hsk_test_readonly_0123456789", ["read:vm"])
+    result = local("exec", vps, "--", "uptime", api_key="hsk_test_readonly_0123456789")
+    assert result.code == 2
+    line = _one_line_error(result)
+    assert "PermissionDeniedError: HTTP 403" in line
+    assert "'write:vm' scope" in line
+    assert "request id req_" in line
+
+
+def test_exec_notes_truncated_output(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("dmesg", stdout="[0.0] boot\n", extra={"truncated": True})
+    result = local("exec", vps, "--", "dmesg")
+    assert (result.code, result.out) == (0, "[0.0] boot\n")
+    assert "output was truncated" in result.err
+
+
+def test_exec_interrupted_says_the_command_may_still_run(
+    local: Cli, sim: HostupSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vps = sim.add_vps(name="web-1")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.HostupClient, "wait_for_agent_exec", interrupted)
+    result = local("exec", vps, "--", "uptime")
+    assert result.code == 130
+    assert "may still be running" in result.err
+    assert "interrupted" in result.err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "soon"])
+def test_seconds_must_be_positive_numbers(local: Cli, sim: HostupSimulator, value: str) -> None:
+    vps = sim.add_vps(name="web-1")
+    assert local("agent-status", vps, "--wait", value).code == 2
+    assert local("exec", vps, "--timeout", value, "--", "true").code == 2
+    assert sim.requests == []
+
+
+# -- errors and configuration --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subcommand", ["agent-status", "exec"])
+def test_an_ip_instead_of_an_id_exits_2_before_any_request(
+    run: Cli, sim: HostupSimulator, subcommand: str
+) -> None:
+    extra = ["--", "uptime"] if subcommand == "exec" else []
+    result = run(subcommand, "192.0.2.10", *extra)
+    assert result.code == 2
+    line = _one_line_error(result)
+    assert "is an IP address" in line
+    assert "hostup-pulumi list-vps --primary-ip 192.0.2.10" in line
+    assert sim.requests == []
+
+
+def test_missing_key_exits_2_naming_the_variable(run: Cli, sim: HostupSimulator) -> None:
+    result = run("list-vps", api_key=None)
+    assert result.code == 2
+    assert "HOSTUP_API_KEY" in _one_line_error(result)
+    assert sim.requests == []
+
+
+def test_api_errors_are_one_line_with_code_and_request_id(local: Cli, sim: HostupSimulator) -> None:
+    result = local("agent-status", "vps_01hxa3b4c5d6e7f8g9h0j1k2m3")
+    assert result.code == 2
+    line = _one_line_error(result)
+    assert "NotFoundError: HTTP 404 vps_not_found" in line
+    assert "request id req_" in line
+
+
+def test_a_wrong_key_is_never_echoed(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = run("agent-status", vps, api_key="hsk_wrong_key_do_not_print_me")
+    assert result.code == 2
+    assert "AuthenticationError: HTTP 401 unauthorized" in _one_line_error(result)
+
+
+def test_base_url_flag_wins_over_the_environment(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("agent-status", "--base-url", sim.base_url, vps, base_url="http://127.0.0.1:9")
+    assert result.code == 0
+    insecure = local("list-vps", "--base-url", "http://api.example.com")
+    assert insecure.code == 2
+    assert "plain http" in _one_line_error(insecure)
+
+
+def test_help_documents_exit_codes_and_environment(run: Cli) -> None:
+    result = run("--help")
+    assert result.code == 0
+    for text in ("exit codes:", "124", "HOSTUP_API_KEY", "HOSTUP_BASE_URL", "agent-status"):
+        assert text in result.out
+
+
+def test_version(local: Cli) -> None:
+    result = local("--version")
+    assert result.code == 0
+    assert result.out.startswith("hostup-pulumi ")
+
+
+def test_no_subcommand_is_a_usage_error(local: Cli) -> None:
+    assert local().code == 2
+    assert local("list-vps", "--", "x").code == 2
+
+
+def test_console_script_is_installed() -> None:
+    assert SCRIPT.is_file(), "run `pip install -e .` to create the hostup-pulumi script"
+
+
+# -- simulator -----------------------------------------------------------------------------
+
+
+def test_simulator_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTUP_")}
+    proc = subprocess.Popen(
+        [str(SCRIPT), "simulator", "--port", "0", "--seed", "demo", "--ready-file", str(ready)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert json.loads(ready.read_text()) == info
+        env.update(HOSTUP_API_KEY=info["api_key"], HOSTUP_BASE_URL=info["base_url"])
+        listed = subprocess.run(
+            [str(SCRIPT), "list-vps", "--json"], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout)  # the demo seed has VPSes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_simulator_help_is_the_simulators(local: Cli) -> None:
+    result = local("simulator", "--help")
+    assert result.code == 0
+    assert "--pid-retention" in result.out
+
+
+# -- pieces ----------------------------------------------------------------------------
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(cli, "TTY_PROGRESS_EVERY", 0.01)
+    stream = _Tty()
+    with cli._Progress(stream, "vps_x pid 7", "running", limit=90):
+        time.sleep(0.1)
+    text = stream.getvalue()
+    assert text.count("\r\x1b[K") >= 3
+    assert "hostup-pulumi: [0s of 1m30s] vps_x pid 7: running" in text
+    assert text.endswith("\r\x1b[K")  # the line is erased at the end
+
+
+def test_progress_prints_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 0.02)
+    clock = iter(float(n) for n in range(1000))
+    stream = io.StringIO()
+    with cli._Progress(stream, "label", "state", limit=5, clock=lambda: next(clock)):
+        time.sleep(0.15)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 3
+    assert lines[0] == "hostup-pulumi: [1s of 5s] label: state"
+    assert "\r" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"exited": True, "exitCode": 0}, 0),
+        ({"exited": True, "exitCode": 255}, 255),
+        ({"exited": True, "exitCode": 256}, 255),  # never wraps to 0
+        ({"exited": True, "exitCode": -1}, 255),
+        ({"exited": True, "signal": 9}, 137),
+        ({"exited": True}, 2),
+    ],
+)
+def test_exit_status(body: dict[str, Any], status: int) -> None:
+    assert cli._exit_status(AgentExecOutput.model_validate(body)) == status
+
+
+def test_main_leaves_the_library_logger_as_it_was(local: Cli, sim: HostupSimulator) -> None:
+    logger = logging.getLogger("hostup_pulumi")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    vps = sim.add_vps(name="web-1")
+    assert local("agent-status", vps, "-v").code == 0
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+
+
+def test_verbose_logs_requests_without_the_key(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("agent-status", "-v", vps)
+    assert f"hostup-pulumi: GET /api/v2/vps/{vps}/agent/exec -> 200" in result.err
+
+
+def test_output_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTUP_API_KEY", "hsk_secret_value")
+    assert cli._redact("echoed hsk_secret_value back") == "echoed <redacted> back"
