@@ -46,5 +46,12 @@ test: install engine lint
 demo: install engine
 	SHOW_SECRETS=$(SHOW_SECRETS) HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) tools/demo.py
 
+# The benchmarks of the README's Performance section (each starts and stops its own simulator;
+# about 2 minutes in all). Each prints its figures, the last line machine-readable.
+bench: install
+	$(PY) bench/fleet.py
+	$(PY) bench/fleet.py --rate-limit 100 --burst 20
+	$(PY) bench/poll.py
+
 clean:
 	rm -rf .state build *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -227,24 +227,38 @@ class AsyncHostupClient(_ClientBase):
         self._slots = asyncio.Semaphore(max_concurrency)
 
     async def _run(self, flow: Flow[T]) -> T:
-        """Carry out a core flow: send what it asks, sleep when it says."""
+        """Carry out a core flow: send what it asks, sleep when it says.
+
+        The flow is resumed only while holding one of the ``max_concurrency`` slots, kept
+        until the answer is back and through admission waits: so the core decides whether
+        a request may go (429 gate, rate-limit budget) when it can really be sent, rather
+        than before queueing behind hundreds of others. Other waits free the slot.
+        """
         outcome: Any = None
+        holding = False
         try:
             while True:
+                if not holding:
+                    await self._slots.acquire()
+                    holding = True
                 step = flow.send(outcome)
+                outcome = None
                 if isinstance(step, Sleep):
+                    if not step.admission:
+                        self._slots.release()
+                        holding = False
                     await asyncio.sleep(step.seconds)
-                    outcome = None
                     continue
                 try:
-                    async with self._slots:
-                        outcome = await self._http.send(step.request)
+                    outcome = await self._http.send(step.request)
                 except httpx.RequestError as exc:  # transport errors, and bodies that
                     # cannot be decoded (DecodingError): the core makes them HostupErrors
                     outcome = exc
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
         finally:
+            if holding:
+                self._slots.release()
             flow.close()
 
     async def get_agent_availability(

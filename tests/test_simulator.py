@@ -751,3 +751,24 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_stats_route_counts_requests_and_connections_for_other_processes(
+    sim: HostupSimulator, client: httpx.Client
+) -> None:
+    client.get(exec_path(WEB))
+    client.get("/api/v2/vps/vps_01jdemo0zzz000000000000009")
+    sim.set_rate_limit(1.0, burst=1)
+    client.get(exec_path(WEB))
+    client.get(exec_path(WEB))
+    with httpx.Client(base_url=sim.base_url, verify=False) as anonymous:  # no credentials
+        stats = anonymous.get("/_simulator/stats").json()
+        assert anonymous.get("/_simulator/stats").json()["requests"] == 4  # not counted
+    assert stats == {
+        "requests": 4,
+        "byRoute": {"probe": 3, "get_vps": 1},
+        "byStatus": {"200": 2, "404": 1, "429": 1},
+        "connectionsOpened": 2,  # the client's, and this one's
+    }
+    assert sim.stats()["requests"] == 4
+    assert sim.count() == 4

@@ -1,6 +1,8 @@
 """``python -m hostup_pulumi.testing``: run the simulator until SIGTERM or SIGINT.
 
-Prints one JSON line ``{"base_url", "api_key", "pid"}`` once it is listening.
+Prints one JSON line ``{"base_url", "api_key", "pid"}`` once it is listening. Another process
+can read the request and connection counts from ``GET <base_url>/_simulator/stats`` (no
+credentials; see ``HostupSimulator.stats``), as the benchmarks in ``bench/`` do.
 """
 
 from __future__ import annotations

@@ -56,6 +56,17 @@ class RequestLog:
         with self._lock:
             self._items.clear()
 
+    def totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Count recorded requests by route and by status (``"dropped"`` for no response)."""
+        by_route: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        with self._lock:
+            for item in self._items:
+                by_route[item.route] = by_route.get(item.route, 0) + 1
+                status = "dropped" if item.status is None else str(item.status)
+                by_status[status] = by_status.get(status, 0) + 1
+        return by_route, by_status
+
     def count(self, route: str | None = None, method: str | None = None) -> int:
         """Count recorded requests, optionally only one route and/or method."""
         with self._lock:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .faults import MUTATING_KINDS, FaultQueue, render, spoil
 from .ids import new_request_id
-from .problems import Response
+from .problems import Response, json_response
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog, redact_query
 from .routes import REQUIRED_SCOPE, Call, RouteMatch, handle, resolve
@@ -28,6 +28,9 @@ _log = logging.getLogger("hostup_pulumi.testing")
 
 SESSION_COOKIE = "hostup_session"
 MAX_BODY = 1 << 20  # well above a 4096-character command
+#: ``GET`` here answers :meth:`SimulatorServer.stats` as JSON: no auth, latency, rate limit or
+#: faults, and not in the request log, so a benchmark in another process can read the counts.
+STATS_PATH = "/_simulator/stats"
 
 
 @dataclass
@@ -117,6 +120,16 @@ class SimulatorServer(ThreadingHTTPServer):
             self.connections_opened += 1
             self._open.add(conn)
         return conn, addr
+
+    def stats(self) -> dict[str, Any]:
+        """Counts so far: logged requests (total, by route, by status) and TCP connections."""
+        by_route, by_status = self.backend.log.totals()
+        return {
+            "requests": sum(by_route.values()),
+            "byRoute": by_route,
+            "byStatus": by_status,
+            "connectionsOpened": self.connections_opened,
+        }
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -214,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
             backend.log.append(entry)
 
         body = self._read_body(call)
+        if path == STATS_PATH and self.command == "GET" and not isinstance(body, Response):
+            self._send(json_response(self.server.stats()), request_id)
+            return
         if isinstance(body, Response):
             record(body.status)
             self._send(body, request_id)

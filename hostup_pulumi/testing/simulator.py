@@ -246,6 +246,16 @@ class HostupSimulator:
         """A copy of the request log (no header values, keys or cookies)."""
         return self._backend.log.snapshot()
 
+    def stats(self) -> dict[str, Any]:
+        """Counts so far, as ``GET /_simulator/stats`` answers them (for other processes):
+        ``requests``, ``byRoute``, ``byStatus`` (``"dropped"``: no response) and
+        ``connectionsOpened``. Stats requests are not counted, but their connections are."""
+        if self._server is not None:
+            return self._server.stats()
+        by_route, by_status = self._backend.log.totals()
+        return {"requests": sum(by_route.values()), "byRoute": by_route,
+                "byStatus": by_status, "connectionsOpened": 0}  # fmt: skip
+
     def clear_requests(self) -> None:
         """Empty the request log."""
         self._backend.log.clear()
