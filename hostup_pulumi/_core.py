@@ -568,6 +568,7 @@ class Core:
             method=op.method,
             path=op.target,
             status_code=response.status_code,
+            command_may_have_started=op.starts_command,
         )
 
     # -- flows ----------------------------------------------------------------------------
@@ -764,15 +765,24 @@ class Core:
             try:
                 result = yield from poll(deadline)
             except (RateLimitError, APIConnectionError, APIStatusError) as exc:
+                # The statuses a single request retries, plus connection failures.
                 transient = isinstance(exc, RateLimitError | APIConnectionError) or (
-                    isinstance(exc, APIStatusError) and exc.status_code >= 500
+                    isinstance(exc, APIStatusError)
+                    and (exc.status_code in RETRY_STATUSES or exc.status_code >= 500)
                 )
                 if not transient:
                     raise
                 wait = getattr(exc, "retry_after", None) or self.retry.backoff(failures, self._rng)
                 failures += 1
                 if self._clock() + wait >= deadline:
-                    raise expired() from exc
+                    error = expired()
+                    # Say why it stopped before the deadline: the server asked for a longer wait.
+                    error.args = (
+                        f"{error.args[0]}; stopped early: the API answered "
+                        f"{getattr(exc, 'status_code', type(exc).__name__)} and asked to wait "
+                        f"{wait:g}s, past the deadline",
+                    )
+                    raise error from exc
                 yield Sleep(wait)
                 continue
             if done(result):

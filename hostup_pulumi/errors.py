@@ -218,14 +218,24 @@ class InternalServerError(APIStatusError):
 
 
 class APIResponseValidationError(HostupError):
-    """A 2xx response whose body is not what the API documents (bad JSON, wrong shape)."""
+    """A 2xx response whose body is not what the API documents (bad JSON, wrong shape).
+
+    ``command_may_have_started`` is true when it answered the request that starts a command.
+    """
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", status_code: int | None = None
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        status_code: int | None = None,
+        command_may_have_started: bool = False,
     ) -> None:
         self.method = method
         self.path = path
         self.status_code = status_code
+        self.command_may_have_started = command_may_have_started
         super().__init__(message)
 
 

@@ -89,30 +89,57 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_base_url(url: str) -> str:
+    # Messages name the scheme and host only: the URL itself could carry a credential.
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host:
+    # Whitespace or a control character inside would be dropped by urlsplit or reach the
+    # request line (CR/LF): refuse them rather than send something else than was written.
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise ConfigurationError(
-            f"base URL {url!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}"
+            "base URL contains whitespace or a control character (such as a line break); "
+            f"use e.g. {DEFAULT_BASE_URL}"
+        )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed [IPv6 address
+        raise ConfigurationError(
+            f"base URL is not a valid URL; use e.g. {DEFAULT_BASE_URL}"
+        ) from None
+    if parts.scheme not in ("https", "http") or not host:
+        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ConfigurationError(
+            f"base URL with {scheme} and {f'host {host!r}' if host else 'no host'} is not an "
+            f"http(s) URL; use e.g. {DEFAULT_BASE_URL}"
         )
     # Plain http would send the key in clear text: allowed for a local simulator only.
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
-            f"base URL {url!r} uses plain http; use https (plain http is allowed only for "
-            "loopback addresses such as the local simulator)"
+            f"base URL http://{host} uses plain http; use https (plain http is allowed only "
+            "for loopback addresses such as the local simulator)"
         )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigurationError(
             f"base URL for host {host!r} must not carry credentials, a query or a fragment"
         )
     try:
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        port = parts.port
     except ValueError:
+        port = 0
+    if port == 0:  # not a number, out of range, or 0 (which no server listens on)
         raise ConfigurationError(
             f"base URL for host {host!r} has an invalid port; use e.g. https://{host}:8443"
-        ) from None
+        )
     return url
+
+
+def _check_cookie(value: str | None) -> str | None:
+    # A ';' or ',' would add cookies of its own to the Cookie header; no session value has them.
+    if value is not None and any(ch in value for ch in ';,"\\ '):
+        raise ConfigurationError(
+            "the session cookie contains ';', ',', a quote, a backslash or a space; copy only "
+            "the value of the hostup_session cookie"
+        )
+    return value
 
 
 def _check_timeout(value: float | str) -> float:
@@ -196,9 +223,11 @@ class Settings:
             return None
 
         key = _check_secret("the API key", pick(api_key, CONFIG_API_KEY, ENV_API_KEY))
-        cookie = _check_secret(
-            "the session cookie",
-            pick(session_cookie, CONFIG_SESSION_COOKIE, ENV_SESSION_COOKIE),
+        cookie = _check_cookie(
+            _check_secret(
+                "the session cookie",
+                pick(session_cookie, CONFIG_SESSION_COOKIE, ENV_SESSION_COOKIE),
+            )
         )
         if require_credentials and not key and not cookie:
             raise ConfigurationError(NO_CREDENTIALS)
