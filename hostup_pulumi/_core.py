@@ -67,9 +67,28 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 @dataclass(frozen=True)
 class Send:
-    """Send this request and hand back the read response, or the TransportError raised."""
+    """Send this request and hand back the read response, or the TransportError raised.
+
+    httpx's read timeout bounds each read, not the whole body: a server that trickles bytes
+    could hold a call forever. So the shell reads the body in chunks and calls
+    :meth:`overrun` after each; past ``deadline`` (on ``clock``) or ``max_bytes`` it raises.
+    """
 
     request: httpx.Request
+    deadline: float = math.inf
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    max_bytes: int = 8 * 1024 * 1024
+
+    def overrun(self, size: int) -> None:
+        """Raise an httpx error once the body is too slow (past the deadline) or too big."""
+        if self.clock() > self.deadline:
+            raise httpx.ReadTimeout(
+                "the response took longer than the call allows", request=self.request
+            )
+        if size > self.max_bytes:
+            raise httpx.ReadError(
+                f"the response body is larger than {self.max_bytes} bytes", request=self.request
+            )
 
 
 @dataclass(frozen=True)
@@ -408,6 +427,13 @@ class Core:
             extensions={"timeout": self.timeout(seconds).as_dict()},
         )
 
+    def attempt_deadline(self, op: Operation, started: float) -> float:
+        """When one attempt must be over, body included: connect plus read timeout, and
+        never past the call's own deadline."""
+        seconds = op.timeout if op.timeout is not None else self.settings.timeout
+        limit = started + self.settings.connect_timeout + seconds
+        return limit if op.deadline is None else min(limit, max(op.deadline, started + 1.0))
+
     @staticmethod
     def _vps_path(vps_id: str, suffix: str = "") -> str:
         return f"/api/v2/vps/{quote(validate_vps_id(vps_id), safe='')}{suffix}"
@@ -579,11 +605,20 @@ class Core:
         while True:
             wait, ticket = self.admit()
             while wait > 0:
+                if op.deadline is not None and self._clock() + wait > op.deadline:
+                    # A 429 gate or the rate-limit budget would hold this call past its deadline.
+                    raise APITimeoutError(
+                        f"{op.method} {op.target} not sent: the API's rate limit asks to wait "
+                        f"{wait:.2f}s, past this call's deadline",
+                        method=op.method,
+                        path=op.target,
+                    )
                 yield Sleep(wait, admission=True)
                 wait, ticket = self.admit()
             started = self._clock()
             try:
-                outcome = yield Send(self.build_request(op))
+                request = self.build_request(op)
+                outcome = yield Send(request, self.attempt_deadline(op, started), self._clock)
             except BaseException:
                 # The flow was closed mid-request (a cancelled call): it no longer counts.
                 self.settle(ticket, None)
@@ -735,6 +770,8 @@ class Core:
     def require_available(self, vps_id: str, wait_timeout: float | None) -> Flow[AgentAvailability]:
         """Probe once; when unavailable and ``wait_timeout`` is given, wait for it. Raise
         AgentUnavailableError (the precondition's one error) when it is still unavailable."""
+        if wait_timeout is not None:
+            _check_wait_timeout(wait_timeout)  # before any request
         availability = yield from self.call(self.probe_op(vps_id), AgentAvailability)
         if not availability.available and wait_timeout is not None:
             try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._core import Core, Flow, Sleep
+from ._core import Core, Flow, Send, Sleep
 from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings
@@ -25,6 +25,17 @@ T = TypeVar("T")
 DEFAULT_EXEC_TIMEOUT = 300.0
 DEFAULT_AVAILABLE_TIMEOUT = 300.0
 _PAGE_SIZE = 100
+
+
+def _complete(streamed: httpx.Response, raw: bytearray) -> httpx.Response:
+    """A read response from a streamed one and its raw body (decoded by its headers)."""
+    return httpx.Response(
+        streamed.status_code,
+        headers=streamed.headers,
+        content=bytes(raw),
+        request=streamed.request,
+        extensions=streamed.extensions,
+    )
 
 
 class _ClientBase:
@@ -97,7 +108,7 @@ class HostupClient(_ClientBase):
                     outcome = None
                     continue
                 try:
-                    outcome = self._http.send(step.request)
+                    outcome = self._send(step)
                 except httpx.RequestError as exc:  # transport errors, and bodies that
                     # cannot be decoded (DecodingError): the core makes them HostupErrors
                     outcome = exc
@@ -105,6 +116,20 @@ class HostupClient(_ClientBase):
             return finished.value  # type: ignore[no-any-return]
         finally:
             flow.close()
+
+    def _send(self, step: Send) -> httpx.Response:
+        # Read the body chunk by chunk so that the core's deadline and size cap apply.
+        response = self._http.send(step.request, stream=True)
+        if response.is_stream_consumed:  # already read (a mock transport's response)
+            return response
+        try:
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                step.overrun(len(body))
+        finally:
+            response.close()
+        return _complete(response, body)
 
     def get_agent_availability(
         self, vps_id: str, *, timeout: float | None = None
@@ -250,7 +275,7 @@ class AsyncHostupClient(_ClientBase):
                     await asyncio.sleep(step.seconds)
                     continue
                 try:
-                    outcome = await self._http.send(step.request)
+                    outcome = await self._send(step)
                 except httpx.RequestError as exc:  # transport errors, and bodies that
                     # cannot be decoded (DecodingError): the core makes them HostupErrors
                     outcome = exc
@@ -260,6 +285,20 @@ class AsyncHostupClient(_ClientBase):
             if holding:
                 self._slots.release()
             flow.close()
+
+    async def _send(self, step: Send) -> httpx.Response:
+        # Read the body chunk by chunk so that the core's deadline and size cap apply.
+        response = await self._http.send(step.request, stream=True)
+        if response.is_stream_consumed:  # already read (a mock transport's response)
+            return response
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                step.overrun(len(body))
+        finally:
+            await response.aclose()
+        return _complete(response, body)
 
     async def get_agent_availability(
         self, vps_id: str, *, timeout: float | None = None
