@@ -48,6 +48,11 @@ _MAY_HAVE_STARTED = (
 class HostupError(Exception):
     """Base class of every error raised by hostup_pulumi."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Most subclasses take keyword-only arguments, which pickle's default cannot replay:
+        # rebuild from the message and the attributes instead (process pools, pytest-xdist).
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
 
 class ConfigurationError(HostupError):
     """Missing or invalid settings: no credentials, a bad base URL, a bad timeout."""
@@ -154,10 +159,6 @@ class APIStatusError(HostupError):
         self.command_may_have_started = command_may_have_started
         super().__init__(self._message())
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only constructor: rebuild from the attributes (process pools, pickling).
-        return (_rebuild, (type(self), dict(self.__dict__)))
-
     def _message(self) -> str:
         head = f"HTTP {self.status_code}"
         if self.code:
@@ -168,7 +169,9 @@ class APIStatusError(HostupError):
         parts = [f"{head} on {self.method} {self.path}" + (f": {text}" if text else "")]
         if self.errors:
             parts.append("field errors: " + "; ".join(str(e) for e in self.errors))
-        if self.status_code == 403 and self.required_scope:
+        # A missing scope is (probably) a plain `forbidden`; other 403 codes such as
+        # `account_inactive` have another fix.
+        if self.status_code == 403 and self.required_scope and self.code in (None, "forbidden"):
             parts.append(
                 f"This call needs an API key with the '{self.required_scope}' scope "
                 "(create one at https://cloud.hostup.se/api-management); if the key has it, "
@@ -306,10 +309,10 @@ class CommandFailedError(HostupError):
         )
 
 
-def _rebuild(cls: type[APIStatusError], state: dict[str, Any]) -> APIStatusError:
+def _rebuild(cls: type[HostupError], args: tuple[Any, ...], state: dict[str, Any]) -> HostupError:
     error = cls.__new__(cls)
+    Exception.__init__(error, *args)
     error.__dict__.update(state)
-    Exception.__init__(error, error._message())
     return error
 
 

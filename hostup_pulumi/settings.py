@@ -53,8 +53,8 @@ DEFAULT_MAX_CONCURRENCY = 16
 _MAX_CONCURRENCY_LIMIT = 256
 
 NO_CREDENTIALS = (
-    "No HostUp credentials. Set an API key in one of these ways: "
-    "`pulumi config set --secret hostup:apiKey <key>` (in a Pulumi project), "
+    "No HostUp credentials. In a Pulumi program (the hostup functions and resources, and "
+    "hostup.program_client()): `pulumi config set --secret hostup:apiKey <key>`. Anywhere: "
     "the HOSTUP_API_KEY environment variable, or HostupClient(api_key=...). "
     "Keys are created at https://cloud.hostup.se/api-management"
 )

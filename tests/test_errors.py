@@ -331,3 +331,48 @@ def test_command_timeout_error_keeps_last_output() -> None:
     assert error.last_output is output
     assert (error.vps_id, error.pid, error.timeout) == ("vps_abcdef123", 7, 5.0)
     assert error.last_availability is None
+
+
+def test_every_error_survives_pickling() -> None:
+    import pickle
+
+    from hostup_pulumi import (
+        AgentUnavailableError,
+        CommandFailedError,
+        CommandTimeoutError,
+        ValidationError,
+    )
+    from hostup_pulumi.functions import AgentPreconditionError
+    from hostup_pulumi.models import AgentExecOutput
+
+    output = AgentExecOutput.model_validate({"exited": True, "exitCode": 3})
+    errors = [
+        AgentUnavailableError("vps_0123456789", "VM is not running", False, waited=2.0),
+        AgentPreconditionError("vps_0123456789", "agent not responding", True),
+        CommandTimeoutError(
+            "late", vps_id="vps_0123456789", timeout=1.0, pid=7, last_output=output
+        ),
+        CommandFailedError(vps_id="vps_0123456789", pid=7, exit_code=3, output=output),
+        ValidationError("bad id"),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.__dict__.keys() == error.__dict__.keys()
+
+
+def test_a_403_that_is_not_about_scopes_does_not_blame_the_scope() -> None:
+    from hostup_pulumi.errors import error_from_response
+
+    inactive = error_from_response(
+        status_code=403, headers={}, method="GET", path="/api/v2/vps", required_scope="read:vm",
+        body=b'{"status": 403, "code": "account_inactive", "title": "Account inactive"}',
+    )  # fmt: skip
+    forbidden = error_from_response(
+        status_code=403, headers={}, method="GET", path="/api/v2/vps", required_scope="read:vm",
+        body=b'{"status": 403, "code": "forbidden", "title": "Forbidden"}',
+    )  # fmt: skip
+    assert "account_inactive" in str(inactive)
+    assert "read:vm" not in str(inactive)
+    assert "read:vm" in str(forbidden)
