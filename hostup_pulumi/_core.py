@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote, urljoin, urlsplit
 import httpx
 import pydantic
 
-from ._validation import validate_command, validate_pid, validate_vps_id
+from ._validation import validate_command, validate_pid, validate_seconds, validate_vps_id
 from ._version import __version__
 from .errors import (
     AgentUnavailableError,
@@ -403,7 +403,7 @@ class Core:
     def build_request(self, op: Operation) -> httpx.Request:
         """The httpx request for ``op``, with auth, JSON and a bounded timeout."""
         if op.timeout is not None:
-            _check_wait_timeout(op.timeout)  # a per-call timeout= must be a positive number
+            validate_seconds(op.timeout)  # a per-call timeout= must be a positive number
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self.settings.api_key:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
@@ -720,7 +720,7 @@ class Core:
     ) -> Flow[AgentExecOutput]:
         """Poll a command's output until it exits or ``timeout`` seconds pass."""
         pid = validate_pid(pid)
-        _check_wait_timeout(timeout)
+        validate_seconds(timeout)
         last: AgentExecOutput | None = None
 
         def poll(deadline: float) -> Flow[AgentExecOutput]:
@@ -746,7 +746,7 @@ class Core:
     ) -> Flow[AgentAvailability]:
         """Probe until command execution is available or ``timeout`` seconds pass."""
         validate_vps_id(vps_id)
-        _check_wait_timeout(timeout)
+        validate_seconds(timeout)
         last: AgentAvailability | None = None
 
         def poll(deadline: float) -> Flow[AgentAvailability]:
@@ -771,7 +771,7 @@ class Core:
         """Probe once; when unavailable and ``wait_timeout`` is given, wait for it. Raise
         AgentUnavailableError (the precondition's one error) when it is still unavailable."""
         if wait_timeout is not None:
-            _check_wait_timeout(wait_timeout)  # before any request
+            validate_seconds(wait_timeout)  # before any request
         availability = yield from self.call(self.probe_op(vps_id), AgentAvailability)
         if not availability.available and wait_timeout is not None:
             try:
@@ -839,13 +839,6 @@ class _StartBody(pydantic.BaseModel):
     @property
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-def _check_wait_timeout(timeout: float) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ValidationError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
 def _describe(outcome: httpx.Response | Exception) -> str:

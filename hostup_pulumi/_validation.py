@@ -8,7 +8,14 @@ import re
 
 from .errors import ValidationError
 
-__all__ = ["MAX_COMMAND_LENGTH", "MAX_PID", "validate_command", "validate_pid", "validate_vps_id"]
+__all__ = [
+    "MAX_COMMAND_LENGTH",
+    "MAX_PID",
+    "validate_command",
+    "validate_pid",
+    "validate_seconds",
+    "validate_vps_id",
+]
 
 MAX_COMMAND_LENGTH = 4096
 # Guest-agent pids are integers; we cap at the signed 32-bit range, far above any Linux pid.
@@ -102,3 +109,15 @@ def validate_command(command: object) -> str:
     if "\x00" in command:
         raise ValidationError("command contains a NUL character, which the API cannot carry")
     return command
+
+
+def validate_seconds(value: object, name: str = "timeout", maximum: float | None = None) -> float:
+    """Return ``value`` as float seconds if it is a positive, finite number (at most
+    ``maximum``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum:g} seconds, got {value!r}")
+    return float(value)

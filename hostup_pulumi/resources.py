@@ -9,7 +9,6 @@ environment).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -18,9 +17,9 @@ import pulumi.dynamic as dyn
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from ._validation import validate_command, validate_pid, validate_vps_id
+from ._validation import validate_command, validate_pid, validate_seconds, validate_vps_id
 from .client import HostupClient
-from .errors import CommandFailedError, HostupError, NotFoundError
+from .errors import CommandFailedError, HostupError, NotFoundError, ValidationError
 from .models import AgentExecOutput
 from .settings import CONFIG_KEYS, Settings
 
@@ -95,7 +94,7 @@ class _Provider(dyn.ResourceProvider):
 
 def _validate_triggers(value: Any) -> None:
     if not isinstance(value, list | tuple):
-        raise HostupError("triggers must be a list of values whose change re-runs the command")
+        raise ValidationError("triggers must be a list of values whose change re-runs the command")
 
 
 class _AgentCommandProvider(_Provider):
@@ -141,16 +140,12 @@ class _AgentCommandProvider(_Provider):
 
 
 def _validate_timeout(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise HostupError(f"timeout must be a number of seconds, got {value!r}")
-    if not 0 < value <= _MAX_RESULT_TIMEOUT:
-        raise HostupError(f"timeout must be between 0 and {_MAX_RESULT_TIMEOUT:g} seconds")
-    return float(value)
+    return validate_seconds(value, "timeout", maximum=_MAX_RESULT_TIMEOUT)
 
 
 def _validate_flag(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise HostupError(f"fail_on_nonzero_exit must be true or false, got {value!r}")
+        raise ValidationError(f"fail_on_nonzero_exit must be true or false, got {value!r}")
     return value
 
 
