@@ -369,6 +369,9 @@ class Core:
     """Decisions shared by both clients. Holds settings, the shared rate-limit gate and the
     rate-limit budget (pacing)."""
 
+    #: list_vps stops here even if the API keeps handing out new cursors (a million VPSes).
+    MAX_PAGES = 10_000
+
     def __init__(
         self,
         settings: Settings,
@@ -695,7 +698,7 @@ class Core:
         """The flows for each page of ``list_vps``, following ``nextCursor``.
 
         Yields one page flow at a time and receives its result; stops at the last page and
-        refuses a cursor the server already gave (a loop).
+        refuses a cursor the server already gave (a loop) or more than ``MAX_PAGES`` pages.
         """
         seen: set[str] = set()
         cursor: str | None = None
@@ -709,6 +712,12 @@ class Core:
                 raise APIResponseValidationError(
                     f"GET /api/v2/vps returned the cursor {page.next_cursor!r} twice; "
                     "stopping instead of looping",
+                    method="GET",
+                    path="/api/v2/vps",
+                )
+            if len(seen) + 1 >= self.MAX_PAGES:
+                raise APIResponseValidationError(
+                    f"GET /api/v2/vps gave more than {self.MAX_PAGES} pages; stopping",
                     method="GET",
                     path="/api/v2/vps",
                 )

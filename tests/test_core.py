@@ -1030,3 +1030,27 @@ def test_no_debug_work_when_debug_is_off(caplog: pytest.LogCaptureFixture) -> No
     core = make_core()
     Driver(core, [resp(200, OK_PROBE)]).run(core.call(core.probe_op(VID), AgentAvailability))
     assert [r for r in caplog.records if r.name == "hostup_pulumi"] == []
+
+
+def test_list_vps_stops_when_the_api_never_stops_paging(monkeypatch: pytest.MonkeyPatch) -> None:
+    import itertools
+
+    import httpx
+
+    from hostup_pulumi import APIResponseValidationError, HostupClient
+    from hostup_pulumi._core import Core
+
+    counter = itertools.count()
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"data": [], "hasMore": True, "nextCursor": f"c{next(counter)}"}
+        )
+
+    monkeypatch.setattr(Core, "MAX_PAGES", 5)
+    with (
+        HostupClient("k", transport=httpx.MockTransport(endless)) as client,
+        pytest.raises(APIResponseValidationError, match="more than 5 pages"),
+    ):
+        list(client.list_vps())
+    assert next(counter) == 5  # five pages were asked for, then it stopped

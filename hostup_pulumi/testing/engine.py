@@ -86,23 +86,25 @@ def _run_group(
         finally:
             if proc.poll() is None:  # interrupted (e.g. Ctrl-C): leave nothing behind
                 _kill_group(proc)
-        # Plugins outlive the CLI only if something went wrong; do not let them linger.
-        _kill_group(proc)
+        # Plugins outlive the CLI only if something went wrong; do not let them linger. The
+        # CLI itself has been reaped, so its pid (and group id) may already be reused.
+        _kill_group(proc, reaped=True)
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _kill_group(proc: subprocess.Popen[str], *, reaped: bool = False) -> None:
     """SIGKILL everything ``proc`` started: its session where the OS can list it.
 
     The CLI starts its plugins in process groups of their own (but in its session), so
-    killing only its process group would leave them running.
+    killing only its process group would leave them running. Once ``proc`` is ``reaped``
+    only the listed session members are killed, never a group by a pid that may be reused.
     """
     killpg = getattr(os, "killpg", None)
     if killpg is None:  # Windows: no sessions or process groups of this kind
         if proc.poll() is None:
             proc.kill()
         return
-    for pid in [proc.pid, *_session_members(proc.pid)]:
+    for pid in ([] if reaped else [proc.pid]) + _session_members(proc.pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if pid == proc.pid:
                 killpg(pid, signal.SIGKILL)
