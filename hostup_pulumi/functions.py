@@ -121,6 +121,20 @@ _shared_clients: weakref.WeakKeyDictionary[
 _shared_lock = threading.Lock()
 
 
+# The plain (sync) functions likewise share one client per settings: building a client
+# costs tens of milliseconds (TLS setup), which a program checking many VPSes would repeat.
+_shared_sync_clients: dict[Settings, HostupClient] = {}
+
+
+def _shared_client() -> HostupClient:
+    settings = program_settings()
+    with _shared_lock:
+        client = _shared_sync_clients.get(settings)
+        if client is None:
+            client = _shared_sync_clients[settings] = HostupClient(settings=settings)
+        return client
+
+
 def _shared_async_client() -> AsyncHostupClient:
     loop = asyncio.get_running_loop()
     settings = program_settings()
@@ -138,8 +152,8 @@ def get_vps_agent_availability(
     """Probe whether guest-agent command execution is available on ``vps_id`` (a
     ``vps_...`` id; scope ``read:vm``). Runs during preview too, so previews show the real
     state."""
-    with HostupClient(settings=program_settings()) as client:
-        return GetVpsAgentAvailabilityResult._from(vps_id, client.get_agent_availability(vps_id))
+    availability = _shared_client().get_agent_availability(vps_id)
+    return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 
 def get_vps_agent_availability_output(
@@ -165,11 +179,10 @@ def require_agent_available(
     ``pulumi preview`` and ``pulumi up`` before anything is created. With ``wait_timeout``
     (seconds), polls until available and fails only at the deadline (a VM still booting).
     """
-    with HostupClient(settings=program_settings()) as client:
-        try:
-            availability = client.require_agent_available(vps_id, wait_timeout=wait_timeout)
-        except AgentUnavailableError as exc:
-            raise _precondition_failed(exc) from None
+    try:
+        availability = _shared_client().require_agent_available(vps_id, wait_timeout=wait_timeout)
+    except AgentUnavailableError as exc:
+        raise _precondition_failed(exc) from None
     return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 

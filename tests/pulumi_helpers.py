@@ -216,6 +216,9 @@ def _close_shared_clients() -> None:
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(client.close())
     functions._shared_clients.clear()
+    for sync_client in functions._shared_sync_clients.values():
+        sync_client.close()
+    functions._shared_sync_clients.clear()
 
 
 def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -75,6 +75,22 @@ def test_get_reports_an_available_vps(
     assert probe_paths(configured) == [f"/api/v2/vps/{vps}/agent/exec"]
 
 
+def test_plain_calls_share_one_client_and_connection(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    ids = [configured.add_vps(name=f"web-{i}") for i in range(5)]
+
+    def program() -> list[bool]:
+        checks = [hostup.get_vps_agent_availability(v).available for v in ids]
+        hostup.require_agent_available(ids[0])
+        return checks
+
+    assert pulumi_program.run(program).value == [True] * 5
+    # Six requests over one kept-alive connection: no client (and no TLS setup) per call.
+    assert len(probe_paths(configured)) == 6
+    assert configured.connections_opened == 1
+
+
 def test_get_reports_the_reason_of_an_unavailable_vps(
     configured: HostupSimulator, pulumi_program: PulumiProgram
 ) -> None:
