@@ -9,8 +9,9 @@ environment).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pulumi
 import pulumi.dynamic as dyn
@@ -35,6 +36,24 @@ def _is_unknown(value: Any) -> bool:
     # During preview, inputs that depend on other resources arrive as an Unknown object
     # (or, on some paths, as the engine's sentinel string).
     return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _short_traceback(method: F) -> F:
+    """Our errors carry complete messages: drop the frames of the client's internals, so
+    that the engine, which prints a provider error's whole traceback, shows the message
+    rather than a page of stack."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except HostupError as exc:
+            raise exc.with_traceback(None) from None
+
+    return cast(F, wrapper)
 
 
 class _Provider(dyn.ResourceProvider):
@@ -115,6 +134,7 @@ class _AgentCommandProvider(_Provider):
             changes=bool(replaces), replaces=replaces, delete_before_replace=False
         )
 
+    @_short_traceback
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """Probe availability (as the API asks), then start the command."""
         vps_id = validate_vps_id(props["vps_id"])
@@ -131,6 +151,7 @@ class _AgentCommandProvider(_Provider):
         }
         return dyn.CreateResult(f"{vps_id}/{started.pid}", outs)
 
+    @_short_traceback
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         """Refresh keeps the record: a started command has no live state to drift."""
         return dyn.ReadResult(id_, props)
@@ -191,6 +212,7 @@ class _AgentExecResultProvider(_Provider):
                 vps_id=vps_id, pid=pid, exit_code=output.exit_code, output=output
             )
 
+    @_short_traceback
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """Wait until the command exits (within ``timeout``) and record its output."""
         vps_id = validate_vps_id(props["vps_id"])
@@ -202,6 +224,7 @@ class _AgentExecResultProvider(_Provider):
         outs = {**props, "vps_id": vps_id, "pid": pid, **_result_outputs(output)}
         return dyn.CreateResult(f"{vps_id}/{pid}", outs)
 
+    @_short_traceback
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         """Re-read by pid. A pid the API no longer knows (expired) keeps the recorded result:
         a finished command's output is history, not drift."""
@@ -214,6 +237,7 @@ class _AgentExecResultProvider(_Provider):
             return dyn.ReadResult(id_, props)
         return dyn.ReadResult(id_, {**props, **_result_outputs(output)})
 
+    @_short_traceback
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         """Option changes only: no API call; the recorded result is kept."""
         outs = {**olds, **{key: news.get(key) for key in self._options}}

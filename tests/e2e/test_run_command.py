@@ -61,6 +61,7 @@ def test_timeout_fails_clearly(make_stack, sim: HostupSimulator) -> None:
     up = stack.run("up", "--yes", ok=False)
     assert time.monotonic() - started < 25  # gave up at the timeout, not at the command's end
     assert "did not exit within" in up.output
+    assert "_core.py" not in up.output  # the message, not the client's internals
     assert WEB in up.output
     assert "SLOW_STDOUT_MARKER" not in stack.transcript()
     # The command was started once and is on record; its result is not.
@@ -77,6 +78,7 @@ def test_nonzero_exit_fails_clearly(make_stack, sim: HostupSimulator) -> None:
 
     up = stack.run("up", "--yes", ok=False)
     assert "exited with code 3" in up.output
+    assert "_core.py" not in up.output
     assert stack.resources("AgentExecResult") == []
     assert sim.count("exec_start") == 1
 
