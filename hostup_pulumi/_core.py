@@ -173,6 +173,13 @@ EXEC_POLL = PollSchedule()
 AVAILABILITY_POLL = PollSchedule(first=1.0, growth=0.1, cap=10.0)
 
 
+def _seconds_until(when: datetime, now: datetime) -> float:
+    # A time without a zone is taken as UTC, as the API's times are.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if not value:
@@ -185,9 +192,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, (when - now).total_seconds())
+        return _seconds_until(when, now)
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -204,9 +209,7 @@ def parse_rate_limit_reset(value: str | None, now: datetime) -> float | None:
             when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, (when - now).total_seconds())
+        return _seconds_until(when, now)
     if not math.isfinite(number):
         return None
     # A large number is an epoch time; a small one is a delay.
