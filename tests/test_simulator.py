@@ -609,11 +609,18 @@ def test_request_log_has_no_secrets(sim: HostupSimulator, client: httpx.Client) 
         route="list_vps",
         time=log[0].time,
         has_auth=True,
+        account="default",
+        key_label=HostupSimulator.key_label(sim.api_key),
+        vps_id=None,
+        vps_account=None,
     )
     assert abs(log[0].time - time.time()) < 5
     assert (log[1].route, log[1].status, log[1].has_auth) == ("probe", 401, False)
+    assert (log[1].account, log[1].key_label, log[1].vps_id) == (None, None, WEB)
     assert log[1].query == {"api_key": "[redacted]"}
     assert (log[2].route, log[2].status, log[2].has_auth) == ("exec_output", 404, True)
+    assert (log[2].account, log[2].vps_account) == ("default", "default")
+    assert log[2].key_label == HostupSimulator.key_label(sim.session_cookie)
     dumped = repr(log)
     for secret in (sim.api_key, sim.session_cookie, "hsk_secret"):
         assert secret not in dumped
@@ -772,3 +779,267 @@ def test_stats_route_counts_requests_and_connections_for_other_processes(
     }
     assert sim.stats()["requests"] == 4
     assert sim.count() == 4
+
+
+# -- stable ids for generated VPSes --------------------------------------------------------
+
+
+def _listed(sim: HostupSimulator, key: str | None = None) -> list[tuple[str, str, str]]:
+    with client_for(sim, key) as c:
+        body = c.get("/api/v2/vps", params={"limit": "100"}).json()
+    return [(v["id"], v["name"], v["primaryIp"]) for v in body["data"]]
+
+
+def test_generated_vps_ids_are_the_same_on_every_start() -> None:
+    starts = []
+    for _ in range(2):
+        with HostupSimulator() as sim:
+            returned = sim.add_generated_vps(3, id_seed="fleet")
+            listed = _listed(sim)
+        assert [vps_id for vps_id, _, _ in listed] == returned
+        starts.append(listed)
+    assert starts[0] == starts[1]
+    assert [name for _, name, _ in starts[0]] == ["vps-0001", "vps-0002", "vps-0003"]
+    assert [ip for _, _, ip in starts[0]] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    ids = [vps_id for vps_id, _, _ in starts[0]]
+    assert all(ID_RE.fullmatch(vps_id) for vps_id in ids)
+    assert len(set(ids)) == 3
+
+
+def test_generated_ids_depend_on_the_seed_and_continue_across_calls() -> None:
+    with HostupSimulator() as sim:
+        first = sim.add_generated_vps(2, id_seed="fleet")
+        more = sim.add_generated_vps(1, id_seed="fleet")
+        other = sim.add_generated_vps(2, id_seed="other-fleet")
+        names = [name for _, name, _ in _listed(sim)]
+    with HostupSimulator() as again:
+        assert again.add_generated_vps(3, id_seed="fleet") == first + more
+        assert again.add_generated_vps(2) != other  # the default id seed is another seed
+    assert names == ["vps-0001", "vps-0002", "vps-0003", "vps-0001", "vps-0002"]
+    assert not set(other) & set(first + more)
+    with pytest.raises(ValueError, match="count"):
+        HostupSimulator().add_generated_vps(-1)
+
+
+def test_seed_vps_without_an_id_get_the_same_ids_on_every_start() -> None:
+    seed = {
+        "vps": [{"name": "app"}, {"name": "app"}, {"name": "db", "account": "acme"}],
+        "generate": {"count": 2, "idSeed": "seeded"},
+    }
+    runs = []
+    for _ in range(2):
+        with HostupSimulator(seed=seed) as sim:
+            runs.append(_listed(sim))
+    assert runs[0] == runs[1]
+    assert [name for _, name, _ in runs[0]] == ["app", "app", "vps-0001", "vps-0002"]
+    assert len({vps_id for vps_id, _, _ in runs[0]}) == 4  # a repeated name, another id
+
+
+def _start_simulator_process(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    argv = [sys.executable, "-m", "hostup_pulumi.testing", *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def _stop_simulator_process(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_cli_vps_count_serves_the_same_ids_after_a_restart() -> None:
+    listings = []
+    for id_seed in ("fleet", "fleet", "elsewhere"):
+        proc, info = _start_simulator_process("--vps-count", "3", "--id-seed", id_seed)
+        try:
+            response = httpx.get(
+                info["base_url"] + "/api/v2/vps",
+                headers={"Authorization": f"Bearer {info['api_key']}"},
+            )
+            listings.append([v["id"] for v in response.json()["data"]])
+        finally:
+            _stop_simulator_process(proc)
+    assert listings[0] == listings[1]
+    assert len(listings[0]) == 3
+    assert all(ID_RE.fullmatch(vps_id) for vps_id in listings[0])
+    with HostupSimulator() as sim:  # the command line and the Python API agree
+        assert sim.add_generated_vps(3, id_seed="fleet") == listings[0]
+    assert not set(listings[2]) & set(listings[0])
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+ACME_KEY = "hsk_acme_0123456789abcdef"
+
+
+@pytest.fixture
+def acme(sim: HostupSimulator) -> str:
+    """An account "acme" with a key and one VPS (``sim`` keeps the demo's default account)."""
+    sim.add_api_key(ACME_KEY, ["read:vm", "write:vm"], account="acme")
+    return sim.add_vps(name="acme-web", primary_ip="192.0.2.10", account="acme")
+
+
+def test_each_account_lists_only_its_own_vps(sim: HostupSimulator, acme: str) -> None:
+    assert [vps_id for vps_id, _, _ in _listed(sim, ACME_KEY)] == [acme]
+    assert [vps_id for vps_id, _, _ in _listed(sim)] == [WEB, DB, OLD]
+    with client_for(sim, ACME_KEY) as c:
+        by_ip = c.get("/api/v2/vps", params={"primaryIp": "192.0.2.10"}).json()["data"]
+        assert [v["id"] for v in by_ip] == [acme]  # web-01 has this IP too, in another account
+        assert c.get("/api/v2/vps", params={"name": "web-01"}).json()["data"] == []
+        assert "account" not in c.get(f"/api/v2/vps/{acme}").json()
+
+
+def test_another_accounts_vps_is_not_found_on_every_route(sim: HostupSimulator, acme: str) -> None:
+    with client_for(sim) as mine, client_for(sim, ACME_KEY) as theirs:
+        pid = theirs.post(exec_path(acme), json={"command": "true"}).json()["pid"]
+        for response in (
+            mine.get(f"/api/v2/vps/{acme}"),
+            mine.get(exec_path(acme)),
+            mine.post(exec_path(acme), json={"command": "uptime"}),
+            mine.get(exec_path(acme), params={"pid": pid}),
+            theirs.get(f"/api/v2/vps/{WEB}"),
+            theirs.get(exec_path(WEB)),
+        ):
+            body = assert_problem(response, 404, "vps_not_found")
+            unknown = mine.get("/api/v2/vps/vps_01jdemo0zzz000000000000009").json()
+            assert (body["title"], body["detail"]) == (unknown["title"], unknown["detail"])
+        assert theirs.get(exec_path(acme), params={"pid": pid}).status_code == 200
+        # The refused start ran nothing: it took no pid.
+        assert theirs.post(exec_path(acme), json={"command": "true"}).json()["pid"] == pid + 1
+
+
+def test_the_session_cookie_belongs_to_the_default_account(sim: HostupSimulator, acme: str) -> None:
+    cookies = {"hostup_session": sim.session_cookie}
+    with httpx.Client(base_url=sim.base_url, verify=False, cookies=cookies) as browser:
+        ids = [v["id"] for v in browser.get("/api/v2/vps").json()["data"]]
+        assert ids == [WEB, DB, OLD]
+        assert_problem(browser.get(exec_path(acme)), 404, "vps_not_found")
+
+
+def test_request_log_says_which_account_and_key_without_the_key(
+    sim: HostupSimulator, acme: str
+) -> None:
+    sim.add_api_key("hsk_acme_second_key_9876", ["read:vm"], account="acme")
+    with client_for(sim) as mine, client_for(sim, ACME_KEY) as theirs:
+        theirs.get(exec_path(acme))
+        mine.get(exec_path(acme))  # the wrong account's key
+        mine.get(exec_path(WEB))
+    with client_for(sim, "hsk_acme_second_key_9876") as second:
+        second.get(f"/api/v2/vps/{acme}")
+    with client_for(sim, "hsk_not_a_key_at_all") as stranger:
+        stranger.get(exec_path(acme))
+    rows = [(r.vps_id, r.vps_account, r.account, r.key_label, r.status) for r in sim.requests]
+    label = HostupSimulator.key_label
+    assert rows == [
+        (acme, "acme", "acme", label(ACME_KEY), 200),
+        (acme, "acme", "default", label(sim.api_key), 404),
+        (WEB, "default", "default", label(sim.api_key), 200),
+        (acme, "acme", "acme", label("hsk_acme_second_key_9876"), 200),
+        (acme, "acme", None, label("hsk_not_a_key_at_all"), 401),
+    ]
+    # What a two-account test asserts: no request for acme's VPS carried another account's key.
+    crossed = [r for r in sim.requests if r.vps_account == "acme" and r.account != "acme"]
+    assert [(r.account, r.status) for r in crossed] == [("default", 404), (None, 401)]
+    assert re.fullmatch(r"sha256:[0-9a-f]{12}", label(ACME_KEY))
+    assert len({label(ACME_KEY), label(sim.api_key), label("hsk_acme_second_key_9876")}) == 3
+    dumped = repr(sim.requests)
+    for secret in (ACME_KEY, sim.api_key, "hsk_acme_second_key_9876", "hsk_not_a_key_at_all"):
+        assert secret not in dumped
+
+
+def test_faulted_requests_still_record_who_sent_them(sim: HostupSimulator, acme: str) -> None:
+    sim.inject("probe", Fault.status(503))
+    with client_for(sim, ACME_KEY) as theirs:
+        assert theirs.get(exec_path(acme)).status_code == 503
+    (entry,) = sim.requests
+    assert (entry.account, entry.key_label) == ("acme", HostupSimulator.key_label(ACME_KEY))
+
+
+def test_accounts_must_be_named(sim: HostupSimulator) -> None:
+    with pytest.raises(ValueError, match="account"):
+        sim.add_api_key("hsk_x_0123456789", ["read:vm"], account="")
+    with pytest.raises(ValueError, match="account"):
+        sim.add_vps(name="x", account="")
+
+
+def test_seed_accounts_from_the_command_line(tmp_path: Path) -> None:
+    seed = {
+        "apiKeys": [
+            {"key": "hsk_seed_acme_key", "scopes": ["read:vm", "write:vm"], "account": "acme"},
+            {"key": "hsk_seed_beta_key", "scopes": ["read:vm"], "account": "beta"},
+        ],
+        "vps": [
+            {"name": "a-1", "account": "acme"},
+            {"name": "b-1", "account": "beta", "primaryIp": "198.51.100.2"},
+        ],
+        "generate": [{"count": 2, "account": "beta", "idSeed": "beta"}],
+    }
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(seed))
+    proc, info = _start_simulator_process("--seed", str(path))
+    try:
+        names = {}
+        for key in ("hsk_seed_acme_key", "hsk_seed_beta_key", info["api_key"]):
+            response = httpx.get(
+                info["base_url"] + "/api/v2/vps", headers={"Authorization": f"Bearer {key}"}
+            )
+            names[key] = [v["name"] for v in response.json()["data"]]
+    finally:
+        _stop_simulator_process(proc)
+    assert names == {
+        "hsk_seed_acme_key": ["a-1"],
+        "hsk_seed_beta_key": ["b-1", "vps-0001", "vps-0002"],
+        info["api_key"]: [],  # the default account owns nothing here
+    }
+
+
+# -- pid reuse -----------------------------------------------------------------------------
+
+
+def test_set_next_pid_makes_the_guest_reuse_a_pid(
+    sim: HostupSimulator, client: httpx.Client
+) -> None:
+    sim.script_command("first", stdout="first\n", exit_code=0)
+    sim.script_command("second", stdout="second\n", exit_code=7)
+    old = run(client, WEB, "first")
+    assert old["stdout"] == "first\n"
+    sim.set_next_pid(old["pid"])
+    started = client.post(exec_path(WEB), json={"command": "second"}).json()
+    assert started["pid"] == old["pid"]
+    again = client.get(exec_path(WEB), params={"pid": old["pid"]}).json()
+    assert (again["stdout"], again["exitCode"]) == ("second\n", 7)  # the old record is gone
+    after = client.post(exec_path(WEB), json={"command": "true"}).json()["pid"]
+    assert after == old["pid"] + 1  # one-shot: counting goes on
+
+
+def test_set_next_pid_for_one_vps_and_above_the_counter(
+    sim: HostupSimulator, client: httpx.Client
+) -> None:
+    other = sim.add_vps(name="other")
+    sim.script_command("on-web", stdout="web\n")
+    sim.script_command("on-other", stdout="other\n")
+    sim.set_next_pid(5000, vps_id=other)
+    web_pid = run(client, WEB, "on-web")["pid"]
+    assert web_pid == 1000  # the override waits for its own VPS
+    assert run(client, other, "on-other")["pid"] == 5000
+    assert client.post(exec_path(WEB), json={"command": "true"}).json()["pid"] == 5001
+    sim.set_next_pid(web_pid)
+    assert run(client, other, "on-other")["pid"] == web_pid
+    # The same pid on another VPS leaves this VPS's record of it alone.
+    assert client.get(exec_path(WEB), params={"pid": web_pid}).json()["stdout"] == "web\n"
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**31, True, 1.5])
+def test_set_next_pid_rejects_impossible_pids(sim: HostupSimulator, pid: Any) -> None:
+    with pytest.raises(ValueError, match="pid"):
+        sim.set_next_pid(pid)
+
+
+def test_set_next_pid_rejects_an_unknown_vps(sim: HostupSimulator) -> None:
+    with pytest.raises(KeyError):
+        sim.set_next_pid(1000, vps_id="vps_01jdemo0zzz000000000000009")

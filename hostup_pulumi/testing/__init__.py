@@ -8,5 +8,6 @@ from .faults import Fault
 from .recorder import RecordedRequest
 from .seed import DEMO_SEED
 from .simulator import HostupSimulator
+from .state import DEFAULT_ACCOUNT
 
-__all__ = ["DEMO_SEED", "Fault", "HostupSimulator", "RecordedRequest"]
+__all__ = ["DEFAULT_ACCOUNT", "DEMO_SEED", "Fault", "HostupSimulator", "RecordedRequest"]

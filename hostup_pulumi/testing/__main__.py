@@ -3,6 +3,10 @@
 Prints one JSON line ``{"base_url", "api_key", "pid"}`` once it is listening. Another process
 can read the request and connection counts from ``GET <base_url>/_simulator/stats`` (no
 credentials; see ``HostupSimulator.stats``), as the benchmarks in ``bench/`` do.
+
+``--vps-count N`` adds N generated VPSes whose ids depend only on ``--id-seed`` and their
+number, so a restart serves the same ids. More accounts and their keys come from a seed file
+(``"account"`` on ``apiKeys`` and ``vps`` entries; see ``seed.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from .simulator import HostupSimulator
+from .state import DEFAULT_ID_SEED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per key")
     parser.add_argument("--burst", type=int, default=10, help="rate-limit burst size")
     parser.add_argument("--pid-retention", type=float, default=600.0, help="seconds")
-    parser.add_argument("--vps-count", type=int, default=0, help="add N generated VPSes")
+    parser.add_argument(
+        "--vps-count",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="add N generated VPSes (vps-0001, ...) with ids that are the same on every start",
+    )
+    parser.add_argument(
+        "--id-seed",
+        default=DEFAULT_ID_SEED,
+        metavar="TEXT",
+        help=f"derive the generated VPSes' ids from TEXT (default {DEFAULT_ID_SEED!r})",
+    )
     parser.add_argument("--api-key", help="value of the default API key")
     parser.add_argument("--ready-file", type=Path, help="also write the JSON line here")
     return parser
@@ -51,8 +68,11 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _generated_ip(index: int) -> str:
-    return f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,8 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pid_retention=args.pid_retention,
         api_key=args.api_key,
     )
-    for index in range(1, args.vps_count + 1):
-        sim.add_vps(name=f"vps-{index:04d}", primary_ip=_generated_ip(index))
+    sim.add_generated_vps(args.vps_count, id_seed=args.id_seed)
 
     stop = threading.Event()
 

@@ -26,6 +26,16 @@ class RecordedRequest:
     time: float
     #: Whether an Authorization header or a hostup_session cookie was present.
     has_auth: bool
+    #: The account of the credential presented, or ``None`` when there was no known one.
+    account: str | None = None
+    #: ``HostupSimulator.key_label`` of the API key (or session cookie) presented, known or
+    #: not: a short hash prefix that tells keys apart and cannot be turned back into one.
+    key_label: str | None = None
+    #: The VPS id in the path, if any.
+    vps_id: str | None = None
+    #: The account that owns that VPS (``None``: no such VPS). A request whose ``account``
+    #: differs from it used another account's key on this VPS (and was answered 404).
+    vps_account: str | None = None
 
 
 def redact_query(query: Mapping[str, str]) -> dict[str, str]:

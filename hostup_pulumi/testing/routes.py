@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from .interpreter import run_default
 from .problems import Response, json_response, problem_response
-from .state import CommandResult, SimState
+from .state import DEFAULT_ACCOUNT, CommandResult, SimState
 
 #: Route names usable with ``inject``/``count``; "unknown" is any path or method not served.
 ROUTES: tuple[str, ...] = ("probe", "exec_output", "exec_start", "list_vps", "get_vps", "unknown")
@@ -72,6 +72,8 @@ class Call:
     query: Mapping[str, str]
     body: bytes
     request_id: str
+    #: The caller's account: only its VPSes exist for this request.
+    account: str = DEFAULT_ACCOUNT
 
     def problem(
         self,
@@ -141,7 +143,9 @@ def _list_vps(call: Call, state: SimState) -> Response:
         if decoded is None:
             return call.problem(400, "invalid_cursor")
         offset = decoded
-    items = state.list_vps_json(name=call.query.get("name"), primary_ip=call.query.get("primaryIp"))
+    items = state.list_vps_json(
+        name=call.query.get("name"), primary_ip=call.query.get("primaryIp"), account=call.account
+    )
     has_more = offset + limit < len(items)
     return json_response(
         {
@@ -157,12 +161,12 @@ def _vps_not_found(call: Call) -> Response:
 
 
 def _get_vps(call: Call, state: SimState, vps_id: str) -> Response:
-    vps = state.get_vps(vps_id)
+    vps = state.get_vps(vps_id, call.account)
     return _vps_not_found(call) if vps is None else json_response(vps.to_json())
 
 
 def _probe(call: Call, state: SimState, vps_id: str) -> Response:
-    vps = state.get_vps(vps_id)
+    vps = state.get_vps(vps_id, call.account)
     return _vps_not_found(call) if vps is None else json_response(vps.agent_json())
 
 
@@ -183,7 +187,7 @@ def _parse_command(call: Call) -> str | Response:
 
 
 def _exec_start(call: Call, state: SimState, vps_id: str) -> Response:
-    vps = state.get_vps(vps_id)
+    vps = state.get_vps(vps_id, call.account)
     if vps is None:
         return _vps_not_found(call)
     command = _parse_command(call)
@@ -204,7 +208,7 @@ def _exec_start(call: Call, state: SimState, vps_id: str) -> Response:
 
 
 def _exec_output(call: Call, state: SimState, vps_id: str) -> Response:
-    if state.get_vps(vps_id) is None:
+    if state.get_vps(vps_id, call.account) is None:
         return _vps_not_found(call)
     raw_pid = call.query.get("pid", "")
     if not _POSITIVE_INT.fullmatch(raw_pid):

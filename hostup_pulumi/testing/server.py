@@ -10,14 +10,14 @@ import socketserver
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .faults import MUTATING_KINDS, FaultQueue, render, spoil
-from .ids import new_request_id
+from .ids import credential_label, new_request_id
 from .problems import Response, json_response
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog, redact_query
@@ -215,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
         def record(status: int | None) -> None:
             # Recorded before the response is written, so a client never sees an
             # answer whose request is not yet in the log.
+            principal = self._principal()
+            owner = None if match.vps_id is None else backend.state.get_vps(match.vps_id)
             entry = RecordedRequest(
                 self.command,
                 path,
@@ -223,6 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
                 match.route,
                 received,
                 self._has_auth(),
+                account=None if principal is None else principal.account,
+                key_label=self._credential_label(),
+                vps_id=match.vps_id,
+                vps_account=None if owner is None else owner.account,
             )
             backend.log.append(entry)
 
@@ -288,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
                 extensions={"requiredScope": scope},
             )
         else:
-            response = handle(match, call, backend.state)
+            response = handle(match, replace(call, account=principal.account), backend.state)
         response.headers.update(rate_headers)
         return response
 
@@ -313,6 +319,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _has_auth(self) -> bool:
         return self._bearer() is not None or self._session() is not None
+
+    def _credential_label(self) -> str | None:
+        # The label of what was presented (an Authorization header wins, as in _principal),
+        # known to the simulator or not; never the value itself.
+        token = self._bearer()
+        if token is not None:
+            return credential_label(token) if token else None
+        session = self._session()
+        return None if not session else credential_label(session)
 
     def _principal(self) -> Principal | None:
         state = self.server.backend.state

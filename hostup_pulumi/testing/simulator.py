@@ -9,24 +9,34 @@ from types import TracebackType
 from typing import Any
 
 from .faults import Fault, FaultQueue
+from .ids import credential_label
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog
 from .routes import ROUTES
 from .seed import SeedSource, apply_seed, read_seed
 from .server import Backend, SimulatorServer
-from .state import DEFAULT_SCOPES, CommandResult, SimState
+from .state import DEFAULT_ACCOUNT, DEFAULT_ID_SEED, DEFAULT_SCOPES, CommandResult, SimState
 
 
 class HostupSimulator:
     """An in-process HostUp API v2 server on 127.0.0.1 for offline tests and demos.
 
     Serves the VPS list/get routes and the guest-agent exec routes with Bearer/cookie auth,
-    scopes, cursor pagination, problem+json errors, optional latency and rate limiting,
-    injectable faults, and a credential-free request log. Use it as a context manager::
+    scopes, accounts, cursor pagination, problem+json errors, optional latency and rate
+    limiting, injectable faults, and a credential-free request log. Use it as a context
+    manager::
 
         with HostupSimulator(seed="demo") as sim:
             client = httpx.Client(base_url=sim.base_url,
                                   headers={"Authorization": f"Bearer {sim.api_key}"})
+
+    Accounts: every key and VPS belongs to one (``DEFAULT_ACCOUNT``, ``"default"``, unless
+    ``account=`` says otherwise; the default key and the session cookie belong to it). A key
+    sees only its account's VPSes: another account's VPS is 404 ``vps_not_found`` and is
+    left out of the list::
+
+        sim.add_api_key("hsk_acme_key", ["read:vm", "write:vm"], account="acme")
+        acme_vps = sim.add_vps(name="web-1", account="acme")
     """
 
     def __init__(
@@ -150,9 +160,21 @@ class HostupSimulator:
         return 0 if self._server is None else self._server.connections_opened
 
     # -- world -----------------------------------------------------------------------
-    def add_api_key(self, key: str, scopes: Iterable[str]) -> None:
-        """Accept ``key`` as a Bearer token with exactly ``scopes``."""
-        self._state.add_api_key(key, scopes)
+    def add_api_key(
+        self, key: str, scopes: Iterable[str], *, account: str = DEFAULT_ACCOUNT
+    ) -> None:
+        """Accept ``key`` as a Bearer token of ``account`` with exactly ``scopes``.
+
+        Adding a key again replaces its scopes and account.
+        """
+        self._state.add_api_key(key, scopes, account)
+
+    @staticmethod
+    def key_label(key: str) -> str:
+        """The label the request log records for ``key`` (``RecordedRequest.key_label``):
+        ``sha256:`` and 12 hex digits of its hash, so a test can tell which key made a
+        request although the log never holds a key."""
+        return credential_label(key)
 
     def add_vps(
         self,
@@ -165,8 +187,10 @@ class HostupSimulator:
         agent_available: bool | None = None,
         agent_reason: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> str:
-        """Add a VPS; return its id (``vps_`` + 26 lowercase ULID-like characters).
+        """Add a VPS owned by ``account``; return its id (``vps_`` + 26 lowercase ULID-like
+        characters, random unless ``vps_id`` is given).
 
         The agent is available by default exactly when ``power_state == "running"``; an
         unavailable agent's reason defaults to "VM is not running" (or, for a running VM,
@@ -182,7 +206,20 @@ class HostupSimulator:
             agent_available=agent_available,
             agent_reason=agent_reason,
             extra=extra,
+            account=account,
         )
+
+    def add_generated_vps(
+        self, count: int, *, id_seed: str = DEFAULT_ID_SEED, account: str = DEFAULT_ACCOUNT
+    ) -> list[str]:
+        """Add ``count`` running VPSes with stable ids; return the ids.
+
+        The n-th VPS generated from ``id_seed`` (counting across calls) is named
+        ``vps-{n:04d}``, has primary IP ``10.x.y.z`` (n in base 256) and an id derived from
+        ``id_seed`` and n alone: the same calls give the same ids on every start, which
+        ``--vps-count N`` on the command line relies on.
+        """
+        return self._state.add_generated_vps(count, id_seed=id_seed, account=account)
 
     def set_agent(
         self,
@@ -215,6 +252,16 @@ class HostupSimulator:
     def block_command(self, substring: str) -> None:
         """Answer 400 ``command_blocked`` to any command containing ``substring``."""
         self._state.block_command(substring)
+
+    def set_next_pid(self, pid: int, *, vps_id: str | None = None) -> None:
+        """Give the next command started (on ``vps_id``, or on any VPS) the pid ``pid``.
+
+        A test hook for pid reuse: if that VPS still remembers a process ``pid``, the new
+        command replaces it, so polling ``pid`` from then on shows the new command's output,
+        as on a guest that reused the pid. One-shot; later pids count on above ``pid``.
+        ``ValueError`` for a pid outside 1..2**31-1, ``KeyError`` for an unknown VPS.
+        """
+        self._state.set_next_pid(pid, vps_id)
 
     # -- behaviour -------------------------------------------------------------------
     def inject(self, route: str, fault: Fault, count: int = 1) -> None:
