@@ -3,6 +3,7 @@
 The public face: re-exports only. See the README for configuration and examples.
 """
 
+from . import native
 from ._version import __version__
 from .client import AsyncHostupClient, HostupClient
 from .errors import (
@@ -44,6 +45,7 @@ from .models import (
     Resources,
     Vps,
 )
+from .native import Provider
 from .resources import AgentCommand, AgentExecResult
 from .settings import Settings
 
@@ -75,6 +77,7 @@ __all__ = [
     "NotFoundError",
     "OperatingSystem",
     "PermissionDeniedError",
+    "Provider",
     "RateLimitError",
     "Resources",
     "Settings",
@@ -84,6 +87,7 @@ __all__ = [
     "__version__",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
+    "native",
     "program_client",
     "require_agent_available",
     "require_agent_available_output",

@@ -6,7 +6,10 @@
 created when a VPS cannot run guest-agent commands.
 
 These run in the program process, so settings come from the explicit arguments, then the
-stack's config (``hostup:apiKey``, ...), then the environment.
+stack's config (``hostup:apiKey``, ...), then the environment. Given ``opts`` (a hostup
+``Provider``, a parent, ...), a call goes through the native plugin instead
+(:mod:`hostup_pulumi.native`), which honours every invoke option. Errors are Pulumi
+``RunError`` s too: a failing program prints their one-line message, not a traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from typing import TypeVar
 
 import pulumi
 from pulumi.runtime.config import get_config
 
 from .client import AsyncHostupClient, HostupClient
-from .errors import AgentUnavailableError
+from .errors import AgentUnavailableError, HostupError, ValidationError
 from .models import AgentAvailability
 from .settings import CONFIG_KEYS, Settings
 
@@ -94,8 +98,49 @@ class AgentPreconditionError(AgentUnavailableError, pulumi.RunError):
     """
 
 
-def _precondition_failed(exc: AgentUnavailableError) -> AgentPreconditionError:
-    return AgentPreconditionError(exc.vps_id, exc.reason, exc.vm_running, waited=exc.waited)
+E = TypeVar("E", bound=HostupError)
+# For each error class, its twin that is also a pulumi.RunError (built on first use).
+_RUN_ERRORS: dict[type[HostupError], type[HostupError]] = {
+    AgentUnavailableError: AgentPreconditionError
+}
+
+
+def program_error(exc: E) -> E:
+    """``exc`` as a ``pulumi.RunError`` too, so that a program failing with it prints its
+    message without the client's stack frames; ``except`` on its own class still catches it."""
+    if isinstance(exc, pulumi.RunError):
+        return exc
+    cls = type(exc)
+    with _shared_lock:
+        twin = _RUN_ERRORS.get(cls)
+        if twin is None:
+            twin = _RUN_ERRORS[cls] = type(cls.__name__, (cls, pulumi.RunError), {
+                "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+            })  # fmt: skip
+    error: E = twin.__new__(twin)  # type: ignore[assignment]
+    Exception.__init__(error, *exc.args)
+    error.__dict__.update(exc.__dict__)
+    return error
+
+
+# Every option of InvokeOptions: given any, the engine (through the plugin) applies them.
+_INVOKE_OPTIONS = ("provider", "parent", "version", "plugin_download_url", "depends_on")
+
+
+def _hostup_provider(opts: pulumi.InvokeOptions | None, function: str) -> bool:
+    """Whether a call with ``opts`` goes through the plugin; any other provider is refused."""
+    if opts is None:
+        return False
+    provider = opts.provider
+    if provider is not None and getattr(provider, "package", None) != "hostup":
+        raise program_error(
+            ValidationError(
+                f"{function}: opts.provider is a {getattr(provider, 'package', '?')!r} "
+                "provider; pass a hostup_pulumi.Provider (or no provider)"
+            )
+        )
+    return any(getattr(opts, name, None) is not None for name in _INVOKE_OPTIONS)
 
 
 def program_settings() -> Settings:
@@ -151,8 +196,17 @@ def get_vps_agent_availability(
 ) -> GetVpsAgentAvailabilityResult:
     """Probe whether guest-agent command execution is available on ``vps_id`` (a
     ``vps_...`` id; scope ``read:vm``). Runs during preview too, so previews show the real
-    state."""
-    availability = _shared_client().get_agent_availability(vps_id)
+    state. One call at a time: for many VPSes use the ``_output`` form, whose calls overlap.
+    With ``opts`` (e.g. ``InvokeOptions(provider=hostup.Provider(...))``) it runs in the
+    hostup plugin."""
+    if _hostup_provider(opts, "get_vps_agent_availability"):
+        from . import native
+
+        return native.get_vps_agent_availability(vps_id, opts)
+    try:
+        availability = _shared_client().get_agent_availability(vps_id)
+    except HostupError as exc:
+        raise program_error(exc) from None
     return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 
@@ -162,45 +216,67 @@ def get_vps_agent_availability_output(
     """The ``Output`` form of :func:`get_vps_agent_availability`: takes an ``Input`` id, is
     unknown during preview while the id is unknown, and overlaps with other calls (they share
     one async client and its concurrency limit)."""
+    if _hostup_provider(opts, "get_vps_agent_availability_output"):
+        from . import native
+
+        return native.get_vps_agent_availability_output(vps_id, opts)
 
     async def probe(vps_id: str) -> GetVpsAgentAvailabilityResult:
-        availability = await _shared_async_client().get_agent_availability(vps_id)
+        try:
+            availability = await _shared_async_client().get_agent_availability(vps_id)
+        except HostupError as exc:
+            raise program_error(exc) from None
         return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(probe)
 
 
 def require_agent_available(
-    vps_id: str, *, wait_timeout: float | None = None
+    vps_id: str,
+    *,
+    wait_timeout: float | None = None,
+    opts: pulumi.InvokeOptions | None = None,
 ) -> GetVpsAgentAvailabilityResult:
     """Fail the deployment unless guest-agent command execution is available on ``vps_id``.
 
     Raises :class:`AgentUnavailableError` (naming the VPS and the API's reason), which stops
     ``pulumi preview`` and ``pulumi up`` before anything is created. With ``wait_timeout``
     (seconds), polls until available and fails only at the deadline (a VM still booting).
+    With ``opts`` it runs in the hostup plugin (``hostup:index:requireAgentAvailable``).
     """
+    if _hostup_provider(opts, "require_agent_available"):
+        from . import native
+
+        return native.require_agent_available(vps_id, wait_timeout=wait_timeout, opts=opts)
     try:
         availability = _shared_client().require_agent_available(vps_id, wait_timeout=wait_timeout)
-    except AgentUnavailableError as exc:
-        raise _precondition_failed(exc) from None
+    except HostupError as exc:
+        raise program_error(exc) from None
     return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
 
 def require_agent_available_output(
-    vps_id: pulumi.Input[str], *, wait_timeout: float | None = None
+    vps_id: pulumi.Input[str],
+    *,
+    wait_timeout: float | None = None,
+    opts: pulumi.InvokeOptions | None = None,
 ) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
     """The ``Input``-accepting twin of :func:`require_agent_available`.
 
     Use its result as an input of the resources it guards (for example
     ``vps_id=gate.vps_id``): they are then not created unless the check passed.
     """
+    if _hostup_provider(opts, "require_agent_available_output"):
+        from . import native
+
+        return native.require_agent_available_output(vps_id, wait_timeout=wait_timeout, opts=opts)
 
     async def require(vps_id: str) -> GetVpsAgentAvailabilityResult:
         client = _shared_async_client()
         try:
             availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
-        except AgentUnavailableError as exc:
-            raise _precondition_failed(exc) from None
+        except HostupError as exc:
+            raise program_error(exc) from None
         return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

@@ -54,7 +54,7 @@ def blob_from_a_program_with_a_wrong_key(cls: type[dyn.ResourceProvider]) -> str
             )
         )
     )
-    provider.client()
+    assert provider._config  # configured: that must not travel with the blob
     return serialize_provider(provider)
 
 

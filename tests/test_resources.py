@@ -543,6 +543,7 @@ def test_create_probes_then_starts_the_command(sim: HostupSimulator) -> None:
         "triggers": ["v1"],
         "pid": pid,
         "poll_url": f"{sim.base_url}/api/v2/vps/{vps}/agent/exec?pid={pid}",
+        "run_id": created.outs["run_id"],
     }
     assert [r.route for r in sim.requests] == ["probe", "exec_start"]
     with hostup.HostupClient(api_key=sim.api_key, base_url=sim.base_url) as client:
@@ -863,6 +864,15 @@ def test_result_delete_sends_nothing(sim: HostupSimulator) -> None:
 # == Dynamic-provider hygiene ===============================================================
 
 
+def exercise(provider: Any, sim: HostupSimulator, vps: str) -> None:
+    """Make the requests that create() makes in the provider process."""
+    if isinstance(provider, _AgentCommandProvider):
+        provider.create(command_inputs(vps))
+        return
+    pid = configured(_AgentCommandProvider, sim).create(command_inputs(vps)).outs["pid"]
+    provider.create(result_inputs(vps, pid))
+
+
 @pytest.mark.parametrize("cls", [_AgentCommandProvider, _AgentExecResultProvider])
 def test_serialized_provider_is_stable_and_holds_no_key(
     cls: type[dyn.ResourceProvider], sim: HostupSimulator
@@ -870,8 +880,8 @@ def test_serialized_provider_is_stable_and_holds_no_key(
     sim.add_api_key(DISTINCTIVE_KEY, scopes=["read:vm", "write:vm"])
     vps = sim.add_vps(name="web")
     provider = configured(cls, sim, api_key=DISTINCTIVE_KEY)
-    # Build the client and use it, as create() would in the provider process.
-    assert provider.client().get_agent_availability(vps).available is True
+    # Build the client and use it, as create() does in the provider process.
+    exercise(provider, sim, vps)
 
     first = serialize_provider(provider)
     second = serialize_provider(provider)
@@ -888,13 +898,15 @@ def test_serialized_provider_is_stable_and_holds_no_key(
 def test_unpickled_provider_has_no_config_and_no_client(
     cls: type[dyn.ResourceProvider], sim: HostupSimulator
 ) -> None:
+    sim.add_api_key(DISTINCTIVE_KEY, scopes=["read:vm", "write:vm"])
+    vps = sim.add_vps(name="web")
     provider = configured(cls, sim, api_key=DISTINCTIVE_KEY)
-    provider.client()
+    exercise(provider, sim, vps)
 
     loaded = dill.loads(base64.b64decode(serialize_provider(provider)))
 
     assert type(loaded) is cls
-    assert loaded._config == {}
-    assert loaded._client is None
-    with pytest.raises(hostup.ConfigurationError):
-        loaded.client()  # no key until configure() (or the environment) gives one
+    assert loaded.__dict__ == {"_config": {}}
+    # No key until configure() (or the environment) gives one.
+    with pytest.raises(hostup.ConfigurationError, match="No HostUp credentials"):
+        exercise(loaded, sim, vps)

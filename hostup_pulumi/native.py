@@ -1,0 +1,223 @@
+"""Python classes backed by the native ``hostup`` plugin, shaped like Pulumi's provider SDKs.
+
+Use them for what dynamic resources cannot do: explicit providers (several HostUp accounts
+in one program), ``pulumi import``, and state shared with programs in other languages::
+
+    import pulumi
+    from hostup_pulumi import native as hostup
+
+    acme = hostup.Provider("acme", api_key=config.require_secret("acmeKey"))
+    cmd = hostup.AgentCommand("uname", vps_id=VPS, command="uname -a",
+                              opts=pulumi.ResourceOptions(provider=acme))
+    out = hostup.AgentExecResult("uname-out", vps_id=cmd.vps_id, pid=cmd.pid,
+                                 run_id=cmd.run_id, opts=pulumi.ResourceOptions(provider=acme))
+
+They need the plugin installed (``tools/install-plugin``). The rules are the same code as the
+dynamic classes' (:mod:`hostup_pulumi.lifecycle`); only the host differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+from pydantic.alias_generators import to_camel, to_snake
+
+from .functions import GetVpsAgentAvailabilityResult
+
+__all__ = [
+    "AgentCommand",
+    "AgentExecResult",
+    "Provider",
+    "get_vps_agent_availability",
+    "get_vps_agent_availability_output",
+    "require_agent_available",
+    "require_agent_available_output",
+]
+
+PACKAGE = "hostup"
+
+
+def _secret(value: pulumi.Input[str] | None) -> pulumi.Input[str] | None:
+    return None if value is None else pulumi.Output.secret(value)
+
+
+class Provider(pulumi.ProviderResource):
+    """A HostUp provider instance: one account (API key) and endpoint.
+
+    Every argument defaults to the stack's ``hostup:*`` config, then the environment
+    (``HOSTUP_API_KEY``, ...). ``api_key`` and ``session_cookie`` are kept as secrets.
+    Changing any of them later (a rotated key) replaces nothing.
+    """
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        api_key: pulumi.Input[str] | None = None,
+        base_url: pulumi.Input[str] | None = None,
+        session_cookie: pulumi.Input[str] | None = None,
+        timeout: pulumi.Input[float] | None = None,
+        max_retries: pulumi.Input[int] | None = None,
+        max_concurrency: pulumi.Input[int] | None = None,
+    ) -> None:
+        props = {
+            "api_key": _secret(api_key),
+            "base_url": base_url,
+            "session_cookie": _secret(session_cookie),
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "max_concurrency": max_concurrency,
+        }
+        super().__init__(PACKAGE, resource_name, props, opts)
+
+    def translate_output_property(self, prop: str) -> str:
+        """``apiKey`` on the wire is ``api_key`` here."""
+        return to_snake(prop)
+
+    def translate_input_property(self, prop: str) -> str:
+        """``api_key`` here is ``apiKey`` on the wire."""
+        return to_camel(prop)
+
+
+class _Resource(pulumi.CustomResource):
+    # snake_case attributes here, the schema's camelCase names on the wire.
+    def translate_output_property(self, prop: str) -> str:
+        return to_snake(prop)
+
+    def translate_input_property(self, prop: str) -> str:
+        return to_camel(prop)
+
+
+class AgentCommand(_Resource):
+    """``hostup:index:AgentCommand``: start a command once (see the dynamic
+    :class:`hostup_pulumi.AgentCommand` for the rules, which are the same).
+
+    Outputs: ``vps_id``, ``command``, ``triggers``, ``pid``, ``poll_url``, ``run_id``.
+    """
+
+    vps_id: pulumi.Output[str]
+    command: pulumi.Output[str]
+    triggers: pulumi.Output[list[Any] | None]
+    pid: pulumi.Output[int]
+    poll_url: pulumi.Output[str | None]
+    run_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        vps_id: pulumi.Input[str],
+        command: pulumi.Input[str],
+        triggers: pulumi.Input[Sequence[Any]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"vps_id": vps_id, "command": command, "triggers": triggers,
+                 "pid": None, "poll_url": None, "run_id": None}  # fmt: skip
+        super().__init__("hostup:index:AgentCommand", resource_name, props, opts)
+
+
+class AgentExecResult(_Resource):
+    """``hostup:index:AgentExecResult``: a command's output, read by pid once it has exited
+    (the rules are those of the dynamic :class:`hostup_pulumi.AgentExecResult`).
+    ``stdout``, ``stderr`` and ``extra_fields`` are always secrets here (use
+    ``pulumi.Output.unsecret`` to show them).
+    """
+
+    vps_id: pulumi.Output[str]
+    pid: pulumi.Output[int]
+    run_id: pulumi.Output[str | None]
+    timeout: pulumi.Output[float]
+    fail_on_nonzero_exit: pulumi.Output[bool]
+    exited: pulumi.Output[bool]
+    exit_code: pulumi.Output[int | None]
+    stdout: pulumi.Output[str]
+    stderr: pulumi.Output[str]
+    signal: pulumi.Output[Any]
+    truncated: pulumi.Output[bool | None]
+    extra_fields: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        vps_id: pulumi.Input[str],
+        pid: pulumi.Input[int],
+        timeout: pulumi.Input[float] | None = None,
+        fail_on_nonzero_exit: pulumi.Input[bool] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        run_id: pulumi.Input[str] | None = None,
+    ) -> None:
+        props = {
+            "vps_id": vps_id,
+            "pid": pid,
+            "run_id": run_id,
+            "timeout": timeout,
+            "fail_on_nonzero_exit": fail_on_nonzero_exit,
+            **dict.fromkeys(("exited", "exit_code", "stdout", "stderr", "signal", "truncated",
+                             "extra_fields")),
+        }  # fmt: skip
+        secret = pulumi.ResourceOptions(
+            additional_secret_outputs=["stdout", "stderr", "extra_fields"]
+        )
+        super().__init__(
+            "hostup:index:AgentExecResult",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secret),
+        )
+
+
+GET_AVAILABILITY = "hostup:index:getVpsAgentAvailability"
+REQUIRE_AVAILABLE = "hostup:index:requireAgentAvailable"
+
+
+def _args(vps_id: pulumi.Input[str], wait_timeout: float | None = None) -> dict[str, Any]:
+    args: dict[str, Any] = {"vpsId": vps_id}
+    if wait_timeout is not None:
+        args["waitTimeout"] = wait_timeout
+    return args
+
+
+def get_vps_agent_availability(
+    vps_id: str, opts: pulumi.InvokeOptions | None = None
+) -> GetVpsAgentAvailabilityResult:
+    """``hostup:index:getVpsAgentAvailability`` through the plugin (``opts.provider`` picks
+    the account)."""
+    result = pulumi.runtime.invoke(
+        GET_AVAILABILITY, _args(vps_id), opts, GetVpsAgentAvailabilityResult
+    )
+    return result.value  # type: ignore[no-any-return]
+
+
+def get_vps_agent_availability_output(
+    vps_id: pulumi.Input[str], opts: pulumi.InvokeOptions | None = None
+) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
+    """The ``Output`` form of :func:`get_vps_agent_availability`."""
+    return pulumi.runtime.invoke_output(
+        GET_AVAILABILITY, _args(vps_id), opts, GetVpsAgentAvailabilityResult
+    )
+
+
+def require_agent_available(
+    vps_id: str, *, wait_timeout: float | None = None, opts: pulumi.InvokeOptions | None = None
+) -> GetVpsAgentAvailabilityResult:
+    """``hostup:index:requireAgentAvailable``: fails preview and up unless the VPS can run
+    commands (with ``wait_timeout``, after waiting that long for it)."""
+    result = pulumi.runtime.invoke(
+        REQUIRE_AVAILABLE, _args(vps_id, wait_timeout), opts, GetVpsAgentAvailabilityResult
+    )
+    return result.value  # type: ignore[no-any-return]
+
+
+def require_agent_available_output(
+    vps_id: pulumi.Input[str],
+    *,
+    wait_timeout: float | None = None,
+    opts: pulumi.InvokeOptions | None = None,
+) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
+    """The ``Output`` form of :func:`require_agent_available`."""
+    return pulumi.runtime.invoke_output(
+        REQUIRE_AVAILABLE, _args(vps_id, wait_timeout), opts, GetVpsAgentAvailabilityResult
+    )

@@ -1,0 +1,5 @@
+"""``python -m hostup_pulumi.provider ENGINE_ADDRESS``: the plugin process."""
+
+from . import main
+
+main()
