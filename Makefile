@@ -21,9 +21,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Builds pulumi + the Python language host once (cached under .tools/), or uses pulumi on PATH.
-engine:
+# Builds pulumi + the Python and YAML language hosts once (cached under .tools/), or uses
+# pulumi on PATH; then installs the hostup resource provider plugin (a launcher for the venv's
+# python) into $PULUMI_HOME, by default .state/pulumi-home (what tools/pulumi-env.sh sets).
+engine: install
 	@tools/install-pulumi >/dev/null
+	@tools/install-plugin
 
 lint: install
 	$(VENV)/bin/ruff check .

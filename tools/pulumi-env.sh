@@ -2,14 +2,21 @@
 #
 #   . tools/pulumi-env.sh
 #
+# After `make engine` (or tools/install-pulumi and then tools/install-plugin), this gives a
+# shell where `pulumi up` runs YAML programs (runtime: yaml) that use hostup:index:*
+# resources, from any directory: the bin dir holds pulumi and the Python and YAML language
+# hosts, and the hostup plugin is installed in PULUMI_HOME. With a PULUMI_HOME of your own,
+# run tools/install-plugin with that PULUMI_HOME set.
+#
 # - PATH: prepends the engine's bin dir: $PULUMI_BIN when set (e.g. from
 #   PULUMI_BIN=$(tools/install-pulumi | tail -1)), otherwise the cache that
-#   tools/install-pulumi builds, .tools/pulumi/v<version>/bin. Sourcing does not build
-#   anything; run tools/install-pulumi first.
+#   tools/install-pulumi builds, .tools/pulumi/v<version>/bin. Sourcing does not build or
+#   install anything; run `make engine` (or the two tools above) first.
 # - PULUMI_SKIP_UPDATE_CHECK=true: no "new version available" lookup.
 # - PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true: never download plugins.
 # - PULUMI_HOME: $REPO/.state/pulumi-home unless already set (plugins, credentials and
-#   workspace settings stay inside the git-ignored .state/).
+#   workspace settings stay inside the git-ignored .state/); tools/install-plugin uses the
+#   same default.
 #
 # Secrets are the caller's business: set PULUMI_CONFIG_PASSPHRASE (or a secrets provider)
 # and log in to a backend yourself, e.g. `pulumi login file://$REPO/.state/backend`.
