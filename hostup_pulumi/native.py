@@ -58,18 +58,18 @@ class Provider(pulumi.ProviderResource):
         *,
         api_key: pulumi.Input[str] | None = None,
         base_url: pulumi.Input[str] | None = None,
-        session_cookie: pulumi.Input[str] | None = None,
         timeout: pulumi.Input[float] | None = None,
         max_retries: pulumi.Input[int] | None = None,
         max_concurrency: pulumi.Input[int] | None = None,
+        session_cookie: pulumi.Input[str] | None = None,
     ) -> None:
         props = {
             "api_key": _secret(api_key),
             "base_url": base_url,
-            "session_cookie": _secret(session_cookie),
             "timeout": timeout,
             "max_retries": max_retries,
             "max_concurrency": max_concurrency,
+            "session_cookie": _secret(session_cookie),
         }
         super().__init__(PACKAGE, resource_name, props, opts)
 
@@ -103,7 +103,7 @@ class AgentCommand(_Resource):
     triggers: pulumi.Output[list[Any] | None]
     pid: pulumi.Output[int]
     poll_url: pulumi.Output[str | None]
-    run_id: pulumi.Output[str]
+    run_id: pulumi.Output[str | None]
 
     def __init__(
         self,

@@ -202,7 +202,7 @@ class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
     triggers: pulumi.Output[list[Any] | None]
     pid: pulumi.Output[int]
     poll_url: pulumi.Output[str | None]
-    run_id: pulumi.Output[str]
+    run_id: pulumi.Output[str | None]
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import hostup_pulumi as hostup
-from hostup_pulumi import resources, settings
+from hostup_pulumi import lifecycle, native, resources, settings
 from hostup_pulumi._validation import MAX_COMMAND_LENGTH
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,19 +250,27 @@ def _camel(name: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
+# Python-side options, not Pulumi inputs.
+_PYTHON_OPTIONS = ("self", "resource_name", "opts", "secret_output")
+
+
 def _parameters(fn: Any, skip: tuple[str, ...]) -> dict[str, inspect.Parameter]:
-    """Parameters that are Pulumi inputs: not self/name/opts, and not keyword-only (those are
-    Python-side options such as ``secret_output``)."""
+    """Parameters that are Pulumi inputs: not self/name/opts/secret_output."""
     return {
         name: param
         for name, param in inspect.signature(fn, eval_str=True).parameters.items()
-        if name not in ("self", "resource_name", "opts", *skip)
-        and param.kind is not inspect.Parameter.KEYWORD_ONLY
+        if name not in (*_PYTHON_OPTIONS, *skip)
     }
 
 
 # Defaults that __init__ fills in when the argument is None.
 _RUNTIME_DEFAULTS = {("AgentExecResult", "timeout"): resources.DEFAULT_RESULT_TIMEOUT}
+# Defaults that the lifecycle's check fills in (the native classes send None).
+_PLUGIN_DEFAULTS = {
+    ("AgentExecResult", spec.name): spec.default
+    for spec in lifecycle.AGENT_EXEC_RESULT.inputs
+    if spec.default is not None
+}
 
 
 def test_names_convert_both_ways(schema: dict[str, Any]) -> None:
@@ -360,31 +368,36 @@ def test_function_matches_python(schema: dict[str, Any]) -> None:
 
 def test_every_public_function_and_resource_is_in_the_schema(schema: dict[str, Any]) -> None:
     functions = {camel_to_snake(token.rsplit(":", 1)[1]) for token in schema["functions"]}
-    public_gets = {
-        name for name in hostup.__all__ if name.startswith("get_") and not name.endswith("_output")
+    public_functions = {
+        name
+        for name in hostup.__all__
+        if name.startswith(("get_", "require_")) and not name.endswith("_output")
     }
-    assert public_gets == functions
+    assert public_functions == functions
+    native_functions = {n for n in native.__all__ if n[0].islower() and not n.endswith("_output")}
+    assert native_functions == functions
+    assert set(schema["functions"]) == set(lifecycle.FUNCTIONS)
+    assert set(schema["resources"]) == set(lifecycle.RESOURCES)
     resource_classes = {
         name
         for name in hostup.__all__
         if isinstance(getattr(hostup, name), type)
         and issubclass(getattr(hostup, name), pulumi.Resource)
+        and not issubclass(getattr(hostup, name), pulumi.ProviderResource)
     }
     assert {token.rsplit(":", 1)[1] for token in schema["resources"]} == resource_classes
 
 
 # -- resources -----------------------------------------------------------------------------
 
-_PROVIDERS = {
-    "AgentCommand": resources._AgentCommandProvider,
-    "AgentExecResult": resources._AgentExecResultProvider,
-}
 
-
+@pytest.mark.parametrize("module", [hostup, native], ids=["dynamic", "native"])
 @pytest.mark.parametrize("class_name", ["AgentCommand", "AgentExecResult"])
-def test_resource_inputs_match_python(schema: dict[str, Any], class_name: str) -> None:
+def test_resource_inputs_match_python(
+    schema: dict[str, Any], class_name: str, module: types.ModuleType
+) -> None:
     spec = schema["resources"][f"hostup:index:{class_name}"]
-    cls = getattr(hostup, class_name)
+    cls = getattr(module, class_name)
     params = _parameters(cls.__init__, skip=())
     assert list(spec["inputProperties"]) == [_camel(name) for name in params]
     required = [_camel(n) for n, p in params.items() if p.default is inspect.Parameter.empty]
@@ -394,21 +407,27 @@ def test_resource_inputs_match_python(schema: dict[str, Any], class_name: str) -
         value_type, _ = _unwrap(param.annotation)
         assert _type_of(prop) == _schema_type(value_type), name
         default = _RUNTIME_DEFAULTS.get((class_name, name), param.default)
+        if module is native:  # the plugin fills the defaults (check)
+            default = _PLUGIN_DEFAULTS.get((class_name, name), param.default)
         if default is inspect.Parameter.empty or default is None:
             assert "default" not in prop, name
         else:
             assert prop["default"] == default, name
-    replaced = {_camel(name) for name in _PROVIDERS[class_name]._replace_on}
+    rules = lifecycle.RESOURCES[f"hostup:index:{class_name}"]
+    replaced = {_camel(spec.name) for spec in rules.inputs if spec.replaces}
     flagged = {
         name for name, prop in spec["inputProperties"].items() if prop.get("willReplaceOnChanges")
     }
     assert flagged == replaced
 
 
+@pytest.mark.parametrize("module", [hostup, native], ids=["dynamic", "native"])
 @pytest.mark.parametrize("class_name", ["AgentCommand", "AgentExecResult"])
-def test_resource_outputs_match_python(schema: dict[str, Any], class_name: str) -> None:
+def test_resource_outputs_match_python(
+    schema: dict[str, Any], class_name: str, module: types.ModuleType
+) -> None:
     spec = schema["resources"][f"hostup:index:{class_name}"]
-    cls = getattr(hostup, class_name)
+    cls = getattr(module, class_name)
     annotations = inspect.get_annotations(cls, eval_str=True)
     assert list(spec["properties"]) == [_camel(name) for name in annotations]
     required = []
@@ -423,11 +442,39 @@ def test_resource_outputs_match_python(schema: dict[str, Any], class_name: str) 
             for key in ("default", "willReplaceOnChanges"):
                 assert spec["properties"][name].get(key) == spec["inputProperties"][name].get(key)
     assert spec["required"] == required
-    secret_outputs = resources.SECRET_OUTPUTS if class_name == "AgentExecResult" else []
+    secret_outputs = lifecycle.RESOURCES[f"hostup:index:{class_name}"].secret_outputs
     secret = [camel_to_snake(n) for n, prop in spec["properties"].items() if prop.get("secret")]
     assert sorted(secret) == sorted(secret_outputs)
-    # The description names the type the engine records for this dynamic resource.
-    assert f"`pulumi-python:{cls._resource_type_name}`" in spec["description"]
+    if module is hostup:
+        # The description names the type the engine records for this dynamic resource.
+        assert f"`pulumi-python:{cls._resource_type_name}`" in spec["description"]
+    else:
+        assert f"`hostup_pulumi.native.{class_name}`" in spec["description"]
+
+
+def test_provider_inputs_are_the_config_keys(schema: dict[str, Any]) -> None:
+    inputs = schema["provider"]["inputProperties"]
+    variables = schema["config"]["variables"]
+    assert list(inputs) == list(variables)
+    for name, spec in inputs.items():
+        assert {k: v for k, v in spec.items() if k != "description"} == {
+            k: v for k, v in variables[name].items() if k != "description"
+        }, name
+    params = _parameters(hostup.Provider.__init__, skip=())
+    assert [_camel(name) for name in params] == list(inputs)
+    assert inputs["apiKey"]["secret"] is True
+    assert inputs["sessionCookie"]["secret"] is True
+
+
+def test_require_function_matches_python(schema: dict[str, Any]) -> None:
+    spec = schema["functions"]["hostup:index:requireAgentAvailable"]
+    get = schema["functions"]["hostup:index:getVpsAgentAvailability"]
+    assert spec["outputs"] == get["outputs"]
+    for fn in (hostup.require_agent_available, hostup.require_agent_available_output,
+               native.require_agent_available, native.require_agent_available_output):  # fmt: skip
+        params = _parameters(fn, skip=())
+        assert [_camel(name) for name in params] == list(spec["inputs"]["properties"]), fn
+    assert spec["inputs"]["required"] == ["vpsId"]
 
 
 def test_stdout_and_stderr_are_secret(schema: dict[str, Any]) -> None:
@@ -440,7 +487,7 @@ def test_documented_limits_match_the_code(schema: dict[str, Any]) -> None:
     command = schema["resources"]["hostup:index:AgentCommand"]["inputProperties"]["command"]
     assert f"at most {MAX_COMMAND_LENGTH} characters" in command["description"]
     timeout = schema["resources"]["hostup:index:AgentExecResult"]["inputProperties"]["timeout"]
-    assert f"at most {resources._MAX_RESULT_TIMEOUT:g}" in timeout["description"]
+    assert f"at most {lifecycle.MAX_RESULT_TIMEOUT:g}" in timeout["description"]
 
 
 # -- the generated reference ---------------------------------------------------------------

@@ -99,6 +99,31 @@ def _config(schema: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _provider(schema: Mapping[str, Any]) -> list[str]:
+    spec = schema.get("provider")
+    if not spec:
+        return []
+    inputs = spec.get("inputProperties", {})
+    args = ", ".join(["resource_name", "opts=None", *_python_args(inputs, [])])
+    return [
+        "## Provider",
+        "",
+        f"Token `pulumi:providers:{schema['name']}` (the native plugin). In YAML: "
+        f"`type: pulumi:providers:{schema['name']}`; pass it as a resource's or an invoke's "
+        "`provider` option.",
+        "",
+        "```python",
+        f"hostup.Provider({args})",
+        "```",
+        "",
+        spec.get("description", "").strip(),
+        "",
+        "#### Inputs",
+        "",
+        *_table(_INPUT_HEADER, _input_rows(inputs, [])),
+    ]
+
+
 def _input_rows(props: Mapping[str, Any], required: Sequence[str]) -> list[list[str]]:
     return [
         [
@@ -216,6 +241,7 @@ def render(schema: Mapping[str, Any]) -> str:
         "(snake_case). Defaults are shown as JSON.",
         "",
         *_config(schema),
+        *_provider(schema),
         *_functions(schema),
         *_resources(schema),
     ]
