@@ -135,7 +135,7 @@ class HostupClient(_ClientBase):
         self, vps_id: str, *, timeout: float | None = None
     ) -> AgentAvailability:
         """Whether guest-agent command execution is available on ``vps_id`` (scope read:vm)."""
-        return self._run(self._core.call(self._core.probe_op(vps_id, timeout), AgentAvailability))
+        return self._run(self._core.get_agent_availability(vps_id, timeout))
 
     def start_agent_exec(
         self, vps_id: str, command: str, *, timeout: float | None = None
@@ -144,33 +144,32 @@ class HostupClient(_ClientBase):
 
         Not idempotent: retried only when the request provably never reached the server.
         """
-        return self._run(self._core.start(self._core.start_op(vps_id, command, timeout)))
+        return self._run(self._core.start_agent_exec(vps_id, command, timeout))
 
     def get_agent_exec_output(
         self, vps_id: str, pid: int, *, timeout: float | None = None
     ) -> AgentExecOutput:
         """The state and output of command ``pid`` (scope write:vm)."""
-        op = self._core.output_op(vps_id, pid, timeout)
-        return self._run(self._core.call(op, AgentExecOutput))
+        return self._run(self._core.get_agent_exec_output(vps_id, pid, timeout))
 
     def wait_for_agent_exec(
         self, vps_id: str, pid: int, *, timeout: float = DEFAULT_EXEC_TIMEOUT
     ) -> AgentExecOutput:
         """Poll until command ``pid`` exits; raises CommandTimeoutError after ``timeout`` s."""
-        return self._run(self._core.wait_for_exec(vps_id, pid, timeout))
+        return self._run(self._core.wait_for_agent_exec(vps_id, pid, timeout))
 
     def wait_for_agent_available(
         self, vps_id: str, *, timeout: float = DEFAULT_AVAILABLE_TIMEOUT
     ) -> AgentAvailability:
         """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
-        return self._run(self._core.wait_for_available(vps_id, timeout))
+        return self._run(self._core.wait_for_agent_available(vps_id, timeout))
 
     def require_agent_available(
         self, vps_id: str, *, wait_timeout: float | None = None
     ) -> AgentAvailability:
         """Return the availability if commands can run on ``vps_id``, else raise
         AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
-        return self._run(self._core.require_available(vps_id, wait_timeout))
+        return self._run(self._core.require_agent_available(vps_id, wait_timeout))
 
     def list_vps(
         self,
@@ -181,7 +180,7 @@ class HostupClient(_ClientBase):
     ) -> Iterator[Vps]:
         """Every VPS on the account, following ``nextCursor``; ``name`` (case-insensitive) and
         ``primary_ip`` are exact-match filters."""
-        pages = self._core.list_vps_pages(name, primary_ip, _PAGE_SIZE, timeout)
+        pages = self._core.list_vps(name, primary_ip, _PAGE_SIZE, timeout)
         try:
             page_flow = next(pages)
             while True:
@@ -193,7 +192,7 @@ class HostupClient(_ClientBase):
 
     def get_vps(self, vps_id: str, *, timeout: float | None = None) -> Vps:
         """One VPS by id (scope read:vm)."""
-        return self._run(self._core.call(self._core.get_vps_op(vps_id, timeout), Vps))
+        return self._run(self._core.get_vps(vps_id, timeout))
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -304,40 +303,38 @@ class AsyncHostupClient(_ClientBase):
         self, vps_id: str, *, timeout: float | None = None
     ) -> AgentAvailability:
         """Whether guest-agent command execution is available on ``vps_id`` (scope read:vm)."""
-        op = self._core.probe_op(vps_id, timeout)
-        return await self._run(self._core.call(op, AgentAvailability))
+        return await self._run(self._core.get_agent_availability(vps_id, timeout))
 
     async def start_agent_exec(
         self, vps_id: str, command: str, *, timeout: float | None = None
     ) -> AgentExecStarted:
         """Start ``command`` in the guest (scope write:vm); returns its pid. Not idempotent."""
-        return await self._run(self._core.start(self._core.start_op(vps_id, command, timeout)))
+        return await self._run(self._core.start_agent_exec(vps_id, command, timeout))
 
     async def get_agent_exec_output(
         self, vps_id: str, pid: int, *, timeout: float | None = None
     ) -> AgentExecOutput:
         """The state and output of command ``pid`` (scope write:vm)."""
-        op = self._core.output_op(vps_id, pid, timeout)
-        return await self._run(self._core.call(op, AgentExecOutput))
+        return await self._run(self._core.get_agent_exec_output(vps_id, pid, timeout))
 
     async def wait_for_agent_exec(
         self, vps_id: str, pid: int, *, timeout: float = DEFAULT_EXEC_TIMEOUT
     ) -> AgentExecOutput:
         """Poll until command ``pid`` exits; raises CommandTimeoutError after ``timeout`` s."""
-        return await self._run(self._core.wait_for_exec(vps_id, pid, timeout))
+        return await self._run(self._core.wait_for_agent_exec(vps_id, pid, timeout))
 
     async def wait_for_agent_available(
         self, vps_id: str, *, timeout: float = DEFAULT_AVAILABLE_TIMEOUT
     ) -> AgentAvailability:
         """Poll until command execution is available; CommandTimeoutError after ``timeout``."""
-        return await self._run(self._core.wait_for_available(vps_id, timeout))
+        return await self._run(self._core.wait_for_agent_available(vps_id, timeout))
 
     async def require_agent_available(
         self, vps_id: str, *, wait_timeout: float | None = None
     ) -> AgentAvailability:
         """Return the availability if commands can run on ``vps_id``, else raise
         AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
-        return await self._run(self._core.require_available(vps_id, wait_timeout))
+        return await self._run(self._core.require_agent_available(vps_id, wait_timeout))
 
     async def list_vps(
         self,
@@ -347,7 +344,7 @@ class AsyncHostupClient(_ClientBase):
         timeout: float | None = None,
     ) -> AsyncIterator[Vps]:
         """Every VPS on the account, following ``nextCursor`` (an async iterator)."""
-        pages = self._core.list_vps_pages(name, primary_ip, _PAGE_SIZE, timeout)
+        pages = self._core.list_vps(name, primary_ip, _PAGE_SIZE, timeout)
         try:
             page_flow = next(pages)
             while True:
@@ -360,7 +357,7 @@ class AsyncHostupClient(_ClientBase):
 
     async def get_vps(self, vps_id: str, *, timeout: float | None = None) -> Vps:
         """One VPS by id (scope read:vm)."""
-        return await self._run(self._core.call(self._core.get_vps_op(vps_id, timeout), Vps))
+        return await self._run(self._core.get_vps(vps_id, timeout))
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -168,8 +168,8 @@ def vid(sim: HostupSimulator) -> str:
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every few hundredths of a second instead of the production schedule."""
     fast = PollSchedule(first=0.02, growth=0.1, cap=0.1)
-    monkeypatch.setattr(Core.wait_for_exec, "__defaults__", (fast,))
-    monkeypatch.setattr(Core.wait_for_available, "__defaults__", (fast,))
+    monkeypatch.setattr(Core.wait_for_agent_exec, "__defaults__", (fast,))
+    monkeypatch.setattr(Core.wait_for_agent_available, "__defaults__", (fast,))
 
 
 # -- every method over loopback -------------------------------------------------------------
@@ -408,7 +408,7 @@ def test_400_invalid_request_with_field_errors_from_the_server(
             body={"command": 42},
             starts_command=True,
         )
-        return client._run(core.start(op))
+        return client._run(core._start(op))
 
     if kind == "sync":
         with (

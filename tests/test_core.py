@@ -18,8 +18,6 @@ import httpx
 import pytest
 
 from hostup_pulumi import (
-    AgentAvailability,
-    AgentExecOutput,
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -36,17 +34,11 @@ from hostup_pulumi import (
     ValidationError,
     Vps,
 )
-from hostup_pulumi._core import (
-    USER_AGENT,
-    Core,
-    Operation,
-    PollSchedule,
-    RetryPolicy,
-    Sleep,
-    parse_rate_limit_reset,
-    parse_retry_after,
-    server_wait,
-)
+from hostup_pulumi import _endpoints as endpoints
+from hostup_pulumi._core import Core, Sleep
+from hostup_pulumi._endpoints import USER_AGENT, Operation
+from hostup_pulumi._pacing import PollSchedule
+from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after, server_wait
 
 KEY = "hk_test_SUPERSECRETKEY_0123456789"
 BASE = "https://api.example.test"
@@ -166,7 +158,12 @@ def exited(code: int = 0, stdout: str = "done\n") -> httpx.Response:
 
 
 def get_ops(core: Core) -> list[Operation]:
-    return [core.probe_op(VID), core.output_op(VID, 4242), core.get_vps_op(VID), core.list_vps_op()]
+    return [
+        endpoints.get_agent_availability(VID),
+        endpoints.get_agent_exec_output(VID, 4242),
+        endpoints.get_vps(VID),
+        endpoints.list_vps(),
+    ]
 
 
 # -- retry classification -------------------------------------------------------------------
@@ -209,7 +206,7 @@ def test_get_retries_on_connection_errors_and_timeouts(exc: Exception) -> None:
 
 def test_get_does_not_retry_errors_in_its_own_request() -> None:
     core = make_core()
-    op = core.probe_op(VID)
+    op = endpoints.get_agent_availability(VID)
     assert core.retry_delay(op, 0, httpx.UnsupportedProtocol("no", request=REQ)) is None
     assert core.retry_delay(op, 0, httpx.LocalProtocolError("no", request=REQ)) is None
     assert core.retry_delay(op, 0, RuntimeError("not a transport error")) is None
@@ -218,29 +215,29 @@ def test_get_does_not_retry_errors_in_its_own_request() -> None:
 @pytest.mark.parametrize("exc", NEVER_SENT_ERRORS, ids=lambda e: type(e).__name__)
 def test_post_exec_retries_when_the_request_never_left(exc: Exception) -> None:
     core = make_core()
-    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, exc) is not None
+    assert core.retry_delay(endpoints.start_agent_exec(VID, "uname -a"), 0, exc) is not None
 
 
 def test_post_exec_retries_on_429() -> None:
     core = make_core()
-    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, resp(429)) is not None
+    assert core.retry_delay(endpoints.start_agent_exec(VID, "uname -a"), 0, resp(429)) is not None
 
 
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504, 400, 409])
 def test_post_exec_never_retries_other_statuses(status: int) -> None:
     core = make_core()
-    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, resp(status)) is None
+    assert core.retry_delay(endpoints.start_agent_exec(VID, "uname -a"), 0, resp(status)) is None
 
 
 @pytest.mark.parametrize("exc", MAYBE_SENT_ERRORS, ids=lambda e: type(e).__name__)
 def test_post_exec_never_retries_once_the_request_may_have_arrived(exc: Exception) -> None:
     core = make_core()
-    assert core.retry_delay(core.start_op(VID, "uname -a"), 0, exc) is None
+    assert core.retry_delay(endpoints.start_agent_exec(VID, "uname -a"), 0, exc) is None
 
 
 def test_no_retry_beyond_max_retries() -> None:
     core = make_core(max_retries=2)
-    op = core.probe_op(VID)
+    op = endpoints.get_agent_availability(VID)
     assert core.retry_delay(op, 1, resp(503)) is not None
     assert core.retry_delay(op, 2, resp(503)) is None
     assert make_core(max_retries=0).retry_delay(op, 0, resp(503)) is None
@@ -249,7 +246,7 @@ def test_no_retry_beyond_max_retries() -> None:
 def test_no_retry_that_would_pass_the_deadline() -> None:
     clock = Clock()
     core = make_core(clock=clock)
-    op = core.probe_op(VID, deadline=clock.t + 1.0)
+    op = endpoints.get_agent_availability(VID, deadline=clock.t + 1.0)
     assert core.retry_delay(op, 0, resp(503, headers={"retry-after": "0.5"})) == 0.5
     assert core.retry_delay(op, 0, resp(503, headers={"retry-after": "2"})) is None
 
@@ -263,7 +260,7 @@ def test_get_retried_then_succeeds() -> None:
         core,
         [problem(503, "upstream_unavailable"), resp(502, content=b"<html/>"), resp(200, OK_PROBE)],
     )
-    probe = driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    probe = driver.run(core.get_agent_availability(VID))
     assert probe.available is True
     assert len(driver.requests) == 3
     assert len(driver.sleeps) == 2
@@ -273,7 +270,7 @@ def test_get_gives_up_after_max_retries_with_the_last_error() -> None:
     core = make_core(max_retries=2)
     driver = Driver(core, [problem(503, "upstream_unavailable")] * 3)
     with pytest.raises(InternalServerError) as info:
-        driver.run(core.call(core.get_vps_op(VID), Vps))
+        driver.run(core.get_vps(VID))
     assert info.value.status_code == 503
     assert info.value.code == "upstream_unavailable"
     assert len(driver.requests) == 3
@@ -293,7 +290,7 @@ def test_get_client_error_raised_after_one_request(status: int, code: str, cls: 
     core = make_core()
     driver = Driver(core, [problem(status, code)])
     with pytest.raises(cls) as info:
-        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+        driver.run(core.get_agent_availability(VID))
     assert info.value.code == code
     assert len(driver.requests) == 1
     assert driver.sleeps == []
@@ -303,7 +300,7 @@ def test_get_connection_errors_exhausted_give_api_connection_error() -> None:
     core = make_core(max_retries=1)
     driver = Driver(core, [httpx.ConnectError("refused"), httpx.ConnectError("refused")])
     with pytest.raises(APIConnectionError) as info:
-        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+        driver.run(core.get_agent_availability(VID))
     assert not isinstance(info.value, APITimeoutError)
     assert "ConnectError" in str(info.value)
     assert info.value.command_may_have_started is False
@@ -314,7 +311,7 @@ def test_get_read_timeouts_exhausted_give_api_timeout_error() -> None:
     core = make_core(max_retries=1)
     driver = Driver(core, [httpx.ReadTimeout("timed out")] * 2)
     with pytest.raises(APITimeoutError) as info:
-        driver.run(core.call(core.output_op(VID, 4242), AgentExecOutput))
+        driver.run(core.get_agent_exec_output(VID, 4242))
     assert info.value.method == "GET"
     assert info.value.path == f"/api/v2/vps/{VID}/agent/exec?pid=4242"
     assert len(driver.requests) == 2
@@ -324,7 +321,7 @@ def test_get_read_timeouts_exhausted_give_api_timeout_error() -> None:
 def test_post_exec_retried_after_connect_failure_then_starts_once(exc: Exception) -> None:
     core = make_core()
     driver = Driver(core, [exc, resp(200, STARTED)])
-    started = driver.run(core.start(core.start_op(VID, "uname -a")))
+    started = driver.run(core.start_agent_exec(VID, "uname -a"))
     assert started.pid == 4242
     assert len(driver.requests) == 2
 
@@ -334,7 +331,7 @@ def test_post_exec_retried_after_429() -> None:
     driver = Driver(
         core, [problem(429, "rate_limited", **{"retry-after": "1"}), resp(200, STARTED)]
     )
-    assert driver.run(core.start(core.start_op(VID, "uname -a"))).pid == 4242
+    assert driver.run(core.start_agent_exec(VID, "uname -a")).pid == 4242
     assert len(driver.requests) == 2
     assert driver.sleeps == [1.0]
 
@@ -343,7 +340,7 @@ def test_post_exec_connect_failures_exhausted_did_not_start_the_command() -> Non
     core = make_core(max_retries=1)
     driver = Driver(core, [httpx.ConnectError("refused")] * 2)
     with pytest.raises(APIConnectionError) as info:
-        driver.run(core.start(core.start_op(VID, "uname -a")))
+        driver.run(core.start_agent_exec(VID, "uname -a"))
     assert info.value.command_may_have_started is False
     assert "may have started" not in str(info.value)
 
@@ -353,7 +350,7 @@ def test_post_exec_sent_once_after_a_dropped_connection_or_timeout(exc: Exceptio
     core = make_core(max_retries=5)
     driver = Driver(core, [exc])
     with pytest.raises(APIConnectionError) as info:
-        driver.run(core.start(core.start_op(VID, "uname -a")))
+        driver.run(core.start_agent_exec(VID, "uname -a"))
     assert len(driver.requests) == 1
     assert info.value.command_may_have_started is True
     assert "may have started" in str(info.value)
@@ -365,7 +362,7 @@ def test_post_exec_sent_once_after_a_5xx(status: int) -> None:
     core = make_core(max_retries=5)
     driver = Driver(core, [resp(status, content=b"<html><h1>Bad gateway</h1></html>")])
     with pytest.raises(InternalServerError) as info:
-        driver.run(core.start(core.start_op(VID, "uname -a")))
+        driver.run(core.start_agent_exec(VID, "uname -a"))
     assert len(driver.requests) == 1
     assert info.value.command_may_have_started is True
     assert "may have started" in str(info.value)
@@ -375,7 +372,7 @@ def test_post_exec_4xx_does_not_claim_the_command_may_have_started() -> None:
     core = make_core()
     driver = Driver(core, [problem(400, "invalid_request")])
     with pytest.raises(BadRequestError) as info:
-        driver.run(core.start(core.start_op(VID, "rm -rf /")))
+        driver.run(core.start_agent_exec(VID, "rm -rf /"))
     assert info.value.command_may_have_started is False
     assert "may have started" not in str(info.value)
 
@@ -456,7 +453,7 @@ def test_retry_waits_what_the_server_asked() -> None:
         ],
     )
     core = make_core(max_retries=3, clock=driver.clock)
-    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    driver.run(core.get_agent_availability(VID))
     assert driver.sleeps == [2.0, 3.0, 5.0]
 
 
@@ -464,13 +461,13 @@ def test_server_wait_beyond_the_cap_is_not_retried() -> None:
     core = make_core(max_retries=5, max_server_wait=60.0)
     driver = Driver(core, [problem(429, "rate_limited", **{"retry-after": "3600"})])
     with pytest.raises(RateLimitError) as info:
-        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+        driver.run(core.get_agent_availability(VID))
     assert info.value.retry_after == 3600
     assert len(driver.requests) == 1
     assert driver.sleeps == []
     driver = Driver(core, [problem(503, "upstream_unavailable", **{"retry-after": "120"})])
     with pytest.raises(InternalServerError):
-        driver.run(core.call(core.get_vps_op(VID), Vps))
+        driver.run(core.get_vps(VID))
     assert len(driver.requests) == 1
 
 
@@ -480,7 +477,7 @@ def test_rate_limit_error_carries_the_server_wait() -> None:
         core, [problem(429, "rate_limited", **{"x-ratelimit-reset": "2026-04-27T12:00:04Z"})]
     )
     with pytest.raises(RateLimitError) as info:
-        driver.run(core.call(core.probe_op(VID), AgentAvailability))
+        driver.run(core.get_agent_availability(VID))
     assert info.value.retry_after == 4.0
     assert info.value.code == "rate_limited"
 
@@ -523,7 +520,7 @@ def test_backoff_doubles_until_the_cap() -> None:
 def test_flow_sleeps_follow_the_backoff_when_the_server_gives_no_hint() -> None:
     core = make_core(max_retries=3)
     driver = Driver(core, [resp(503), httpx.ReadError("reset"), resp(500), resp(200, OK_PROBE)])
-    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    driver.run(core.get_agent_availability(VID))
     policy = core.retry
     assert len(driver.sleeps) == 3
     for n, slept in enumerate(driver.sleeps):
@@ -538,18 +535,18 @@ def test_after_a_429_the_next_call_on_the_same_core_waits() -> None:
     core = make_core(max_retries=0)
     first = Driver(core, [problem(429, "rate_limited", **{"retry-after": "2"})])
     with pytest.raises(RateLimitError):
-        first.run(core.call(core.probe_op(VID), AgentAvailability))
+        first.run(core.get_agent_availability(VID))
     assert core.gate_wait() == 2.0
 
     second = Driver(core, [resp(200, {"id": VID})])
     # The gate applies to any call on this core, not just the one that was limited.
-    assert second.run(core.call(core.get_vps_op(VID), Vps)).id == VID
+    assert second.run(core.get_vps(VID)).id == VID
     assert second.sleeps == [2.0]
     assert len(second.requests) == 1
     assert core.gate_wait() == 0.0
 
     third = Driver(core, [resp(200, {"id": VID})])
-    third.run(core.call(core.get_vps_op(VID), Vps))
+    third.run(core.get_vps(VID))
     assert third.sleeps == []
 
 
@@ -559,19 +556,17 @@ def test_gate_is_per_core() -> None:
     other = make_core(max_retries=0, clock=clock)
     with pytest.raises(RateLimitError):
         Driver(limited, [problem(429, "rate_limited", **{"retry-after": "5"})]).run(
-            limited.call(limited.probe_op(VID), AgentAvailability)
+            limited.get_agent_availability(VID)
         )
     driver = Driver(other, [resp(200, OK_PROBE)])
-    driver.run(other.call(other.probe_op(VID), AgentAvailability))
+    driver.run(other.get_agent_availability(VID))
     assert driver.sleeps == []
 
 
 def test_gate_without_server_hint_uses_the_backoff() -> None:
     core = make_core(max_retries=0)
     with pytest.raises(RateLimitError):
-        Driver(core, [problem(429, "rate_limited")]).run(
-            core.call(core.probe_op(VID), AgentAvailability)
-        )
+        Driver(core, [problem(429, "rate_limited")]).run(core.get_agent_availability(VID))
     policy = core.retry
     assert policy.initial_delay * (1 - policy.jitter) <= core.gate_wait() <= policy.initial_delay
 
@@ -581,7 +576,7 @@ def test_a_retried_429_waits_once_not_twice() -> None:
     driver = Driver(
         core, [problem(429, "rate_limited", **{"retry-after": "1.5"}), resp(200, OK_PROBE)]
     )
-    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    driver.run(core.get_agent_availability(VID))
     assert driver.sleeps == [1.5]
 
 
@@ -590,7 +585,7 @@ def test_a_retried_429_waits_once_not_twice() -> None:
 
 def test_request_headers_with_api_key() -> None:
     core = make_core()
-    request = core.build_request(core.probe_op(VID))
+    request = core.build_request(endpoints.get_agent_availability(VID))
     assert request.method == "GET"
     assert str(request.url) == f"{BASE}/api/v2/vps/{VID}/agent/exec"
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -602,14 +597,14 @@ def test_request_headers_with_api_key() -> None:
 
 def test_request_with_session_cookie() -> None:
     core = make_core(api_key=None, session_cookie="sess-value")
-    request = core.build_request(core.get_vps_op(VID))
+    request = core.build_request(endpoints.get_vps(VID))
     assert request.headers["cookie"] == "hostup_session=sess-value"
     assert "authorization" not in request.headers
 
 
 def test_start_request_carries_the_command_as_json() -> None:
     core = make_core()
-    request = core.build_request(core.start_op(VID, 'echo "hi" && uname -a'))
+    request = core.build_request(endpoints.start_agent_exec(VID, 'echo "hi" && uname -a'))
     assert request.method == "POST"
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {"command": 'echo "hi" && uname -a'}
@@ -617,10 +612,10 @@ def test_start_request_carries_the_command_as_json() -> None:
 
 def test_output_and_list_requests_carry_their_query() -> None:
     core = make_core()
-    output = core.build_request(core.output_op(VID, 4242.0))
+    output = core.build_request(endpoints.get_agent_exec_output(VID, 4242.0))
     assert output.url.params["pid"] == "4242"
     listing = core.build_request(
-        core.list_vps_op(name="Web 01", primary_ip="192.0.2.10", cursor="c/2")
+        endpoints.list_vps(name="Web 01", primary_ip="192.0.2.10", cursor="c/2")
     )
     assert dict(listing.url.params) == {
         "limit": "100",
@@ -633,40 +628,61 @@ def test_output_and_list_requests_carry_their_query() -> None:
 @pytest.mark.parametrize("kwargs", [{"name": ""}, {"primary_ip": "  "}, {"name": 5}])
 def test_list_filters_must_be_non_empty_strings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="list_vps"):
-        make_core().list_vps_op(**kwargs)
+        endpoints.list_vps(**kwargs)
 
 
 def test_request_timeouts() -> None:
     clock = Clock()
     core = make_core(clock=clock)
-    default = core.build_request(core.probe_op(VID)).extensions["timeout"]
+    default = core.build_request(endpoints.get_agent_availability(VID)).extensions["timeout"]
     assert default["read"] == core.settings.timeout
     assert default["connect"] <= core.settings.connect_timeout
-    explicit = core.build_request(core.probe_op(VID, timeout=2.0)).extensions["timeout"]
+    explicit = core.build_request(endpoints.get_agent_availability(VID, timeout=2.0)).extensions[
+        "timeout"
+    ]
     assert explicit["read"] == 2.0
     # A wait's deadline bounds each request (but leaves at least a second to answer).
-    near = core.build_request(core.probe_op(VID, deadline=clock.t + 3.0)).extensions["timeout"]
+    near = core.build_request(
+        endpoints.get_agent_availability(VID, deadline=clock.t + 3.0)
+    ).extensions["timeout"]
     assert near["read"] == 3.0
-    past = core.build_request(core.probe_op(VID, deadline=clock.t - 5.0)).extensions["timeout"]
+    past = core.build_request(
+        endpoints.get_agent_availability(VID, deadline=clock.t - 5.0)
+    ).extensions["timeout"]
     assert past["read"] == 1.0
 
 
 def test_validation_happens_before_any_request() -> None:
-    core = make_core()
     with pytest.raises(ValidationError, match="primary_ip="):
-        core.probe_op("192.0.2.10")
+        endpoints.get_agent_availability("192.0.2.10")
     with pytest.raises(ValidationError):
-        core.output_op(VID, 0)
+        endpoints.get_agent_exec_output(VID, 0)
     with pytest.raises(ValidationError):
-        core.start_op(VID, "")
+        endpoints.start_agent_exec(VID, "")
     with pytest.raises(ValidationError):
-        core.get_vps_op("web-01.example.com")
+        endpoints.get_vps("web-01.example.com")
+
+
+def test_each_endpoint_has_one_name_in_every_layer() -> None:
+    from hostup_pulumi import AsyncHostupClient, HostupClient
+
+    built = [
+        endpoints.get_agent_availability(VID),
+        endpoints.get_agent_exec_output(VID, 1),
+        endpoints.start_agent_exec(VID, "ls"),
+        endpoints.get_vps(VID),
+        endpoints.list_vps(),
+    ]
+    for op in built:
+        assert getattr(endpoints, op.name).__name__ == op.name
+        for layer in (Core, HostupClient, AsyncHostupClient):
+            assert callable(getattr(layer, op.name)), (layer, op.name)
 
 
 def test_operation_target_shows_path_and_query_only() -> None:
     core = make_core()
-    assert core.output_op(VID, 7).target == f"/api/v2/vps/{VID}/agent/exec?pid=7"
-    assert core.probe_op(VID).target == f"/api/v2/vps/{VID}/agent/exec"
+    assert endpoints.get_agent_exec_output(VID, 7).target == f"/api/v2/vps/{VID}/agent/exec?pid=7"
+    assert endpoints.get_agent_availability(VID).target == f"/api/v2/vps/{VID}/agent/exec"
     assert KEY not in repr(core)
     assert BASE in repr(core)
 
@@ -677,11 +693,11 @@ def test_operation_target_shows_path_and_query_only() -> None:
 @pytest.mark.parametrize(
     ("make_flow", "scope"),
     [
-        (lambda c: c.call(c.probe_op(VID), AgentAvailability), "read:vm"),
-        (lambda c: c.call(c.list_vps_op(), Vps), "read:vm"),
-        (lambda c: c.call(c.get_vps_op(VID), Vps), "read:vm"),
-        (lambda c: c.start(c.start_op(VID, "uname -a")), "write:vm"),
-        (lambda c: c.call(c.output_op(VID, 4242), AgentExecOutput), "write:vm"),
+        (lambda c: c.get_agent_availability(VID), "read:vm"),
+        (lambda c: c.call(endpoints.list_vps(), Vps), "read:vm"),
+        (lambda c: c.get_vps(VID), "read:vm"),
+        (lambda c: c.start_agent_exec(VID, "uname -a"), "write:vm"),
+        (lambda c: c.get_agent_exec_output(VID, 4242), "write:vm"),
     ],
     ids=["probe", "list_vps", "get_vps", "exec_start", "exec_output"],
 )
@@ -702,9 +718,7 @@ def test_403_names_the_scope_each_call_needs(make_flow: Callable[[Core], Any], s
 def test_2xx_with_bad_json_is_a_response_validation_error(content: bytes) -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, content=content)]).run(
-            core.call(core.probe_op(VID), AgentAvailability)
-        )
+        Driver(core, [resp(200, content=content)]).run(core.get_agent_availability(VID))
     assert type(info.value) is APIResponseValidationError
     assert info.value.status_code == 200
     assert "not valid JSON" in str(info.value)
@@ -716,7 +730,7 @@ def test_2xx_with_bad_json_is_a_response_validation_error(content: bytes) -> Non
 def test_2xx_with_the_wrong_shape_is_a_response_validation_error(body: Any) -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, body)]).run(core.call(core.probe_op(VID), AgentAvailability))
+        Driver(core, [resp(200, body)]).run(core.get_agent_availability(VID))
     assert type(info.value) is APIResponseValidationError
     assert "GET" in str(info.value)
 
@@ -725,7 +739,7 @@ def test_shape_error_message_does_not_echo_the_body() -> None:
     core = make_core()
     body = {"exited": "TOP-SECRET-VALUE", "stdout": ["TOP-SECRET-OUTPUT"]}
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, body)]).run(core.call(core.output_op(VID, 1), AgentExecOutput))
+        Driver(core, [resp(200, body)]).run(core.get_agent_exec_output(VID, 1))
     assert "TOP-SECRET" not in str(info.value)
     assert "stdout" in str(info.value)
 
@@ -733,7 +747,7 @@ def test_shape_error_message_does_not_echo_the_body() -> None:
 def test_non_2xx_is_never_parsed_as_a_model() -> None:
     core = make_core()
     with pytest.raises(APIStatusError):
-        Driver(core, [resp(418, OK_PROBE)]).run(core.call(core.probe_op(VID), AgentAvailability))
+        Driver(core, [resp(418, OK_PROBE)]).run(core.get_agent_availability(VID))
 
 
 # -- starting a command ---------------------------------------------------------------------
@@ -741,7 +755,7 @@ def test_non_2xx_is_never_parsed_as_a_model() -> None:
 
 def test_start_example_gives_an_absolute_poll_url() -> None:
     core = make_core()
-    started = Driver(core, [resp(200, STARTED)]).run(core.start(core.start_op(VID, "uname -a")))
+    started = Driver(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
     assert started.pid == 4242
     assert started.poll_url == f"{BASE}/api/v2/vps/{VID}/agent/exec?pid=4242"
 
@@ -749,12 +763,14 @@ def test_start_example_gives_an_absolute_poll_url() -> None:
 def test_poll_url_keeps_a_base_url_path_prefix() -> None:
     # The client sends every request to base_url + path; the poll URL must point there too.
     core = make_core(base_url="https://proxy.example.test/hostup")
-    started = Driver(core, [resp(200, STARTED)]).run(core.start(core.start_op(VID, "uname -a")))
+    started = Driver(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
     assert (
         started.poll_url
         == f"https://proxy.example.test/hostup/api/v2/vps/{VID}/agent/exec?pid=4242"
     )
-    assert str(core.build_request(core.output_op(VID, 4242)).url) == started.poll_url
+    assert (
+        str(core.build_request(endpoints.get_agent_exec_output(VID, 4242)).url) == started.poll_url
+    )
 
 
 @pytest.mark.parametrize(
@@ -769,7 +785,7 @@ def test_poll_url_not_rooted_at_the_api_is_resolved_like_a_link(
 ) -> None:
     core = make_core()
     started = Driver(core, [resp(200, {"pid": 4242, "pollUrl": poll_url})]).run(
-        core.start(core.start_op(VID, "uname -a"))
+        core.start_agent_exec(VID, "uname -a")
     )
     assert started.poll_url == expected
 
@@ -777,7 +793,7 @@ def test_poll_url_not_rooted_at_the_api_is_resolved_like_a_link(
 def test_start_keeps_unknown_fields() -> None:
     core = make_core()
     started = Driver(core, [resp(200, {**STARTED, "queuedAt": "2026-04-27T12:00:00Z"})]).run(
-        core.start(core.start_op(VID, "uname -a"))
+        core.start_agent_exec(VID, "uname -a")
     )
     assert started.extras == {"queuedAt": "2026-04-27T12:00:00Z"}
 
@@ -785,7 +801,7 @@ def test_start_keeps_unknown_fields() -> None:
 def test_start_without_pid_takes_it_from_the_poll_url() -> None:
     core = make_core()
     started = Driver(core, [resp(200, {"pollUrl": STARTED["pollUrl"]})]).run(
-        core.start(core.start_op(VID, "uname -a"))
+        core.start_agent_exec(VID, "uname -a")
     )
     assert started.pid == 4242
 
@@ -806,7 +822,7 @@ def test_200_start_without_a_usable_pid_says_the_command_may_have_started(body: 
     core = make_core(max_retries=5)
     driver = Driver(core, [resp(200, body)])
     with pytest.raises(APIResponseValidationError) as info:
-        driver.run(core.start(core.start_op(VID, "uname -a")))
+        driver.run(core.start_agent_exec(VID, "uname -a"))
     assert "may have started" in str(info.value)
     assert len(driver.requests) == 1
 
@@ -814,9 +830,9 @@ def test_200_start_without_a_usable_pid_says_the_command_may_have_started(body: 
 def test_200_start_with_a_body_of_the_wrong_shape_says_the_command_may_have_started() -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError, match="may have started"):
-        Driver(core, [resp(200, {"pid": "four"})]).run(core.start(core.start_op(VID, "ls")))
+        Driver(core, [resp(200, {"pid": "four"})]).run(core.start_agent_exec(VID, "ls"))
     with pytest.raises(APIResponseValidationError, match="may have started"):
-        Driver(core, [resp(200, content=b"{")]).run(core.start(core.start_op(VID, "ls")))
+        Driver(core, [resp(200, content=b"{")]).run(core.start_agent_exec(VID, "ls"))
 
 
 # -- polling --------------------------------------------------------------------------------
@@ -837,7 +853,7 @@ def test_wait_for_exec_polls_until_exited() -> None:
     core = make_core()
     driver = Driver(core, [running(), running("partial"), exited(3, "all\n")])
     schedule = PollSchedule(first=0.2, growth=0.5, cap=10.0)
-    output = driver.run(core.wait_for_exec(VID, 4242, timeout=60, schedule=schedule))
+    output = driver.run(core.wait_for_agent_exec(VID, 4242, timeout=60, schedule=schedule))
     assert output.exited is True
     assert output.exit_code == 3
     assert output.stdout == "all\n"
@@ -850,7 +866,7 @@ def test_wait_for_exec_polls_until_exited() -> None:
 def test_wait_for_exec_returns_at_once_when_already_exited() -> None:
     core = make_core()
     driver = Driver(core, [exited()])
-    assert driver.run(core.wait_for_exec(VID, 4242, timeout=5)).exited
+    assert driver.run(core.wait_for_agent_exec(VID, 4242, timeout=5)).exited
     assert driver.sleeps == []
 
 
@@ -866,7 +882,7 @@ def test_wait_for_exec_deadline_raises_with_the_last_output() -> None:
     driver = Driver(core, answer, latency=0.05)
     began = driver.clock.t
     with pytest.raises(CommandTimeoutError) as info:
-        driver.run(core.wait_for_exec(VID, 4242, timeout=3.0))
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=3.0))
     error = info.value
     assert error.pid == 4242
     assert error.vps_id == VID
@@ -885,7 +901,7 @@ def test_wait_for_exec_keeps_polling_through_a_429() -> None:
     driver = Driver(
         core, [running(), problem(429, "rate_limited", **{"retry-after": "1"}), exited()]
     )
-    output = driver.run(core.wait_for_exec(VID, 4242, timeout=30))
+    output = driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30))
     assert output.exited is True
     assert len(driver.requests) == 3
     assert 1.0 in driver.sleeps
@@ -899,7 +915,7 @@ def test_wait_for_exec_keeps_polling_through_a_429() -> None:
 def test_wait_for_exec_keeps_polling_through_transient_failures(failure: Answer) -> None:
     core = make_core(max_retries=0)
     driver = Driver(core, [failure, failure, exited()])
-    assert driver.run(core.wait_for_exec(VID, 4242, timeout=30)).exited
+    assert driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30)).exited
     assert len(driver.requests) == 3
 
 
@@ -907,7 +923,7 @@ def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
     core = make_core(max_retries=0)
     driver = Driver(core, [running(), problem(429, "rate_limited", **{"retry-after": "50"})])
     with pytest.raises(CommandTimeoutError) as info:
-        driver.run(core.wait_for_exec(VID, 4242, timeout=10))
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=10))
     assert isinstance(info.value.__cause__, RateLimitError)
     assert info.value.last_output is not None
     assert len(driver.requests) == 2
@@ -917,7 +933,7 @@ def test_wait_for_exec_timeout_without_any_answer() -> None:
     core = make_core(max_retries=0)
     driver = Driver(core, lambda r: httpx.ConnectError("refused"), latency=0.5)
     with pytest.raises(CommandTimeoutError) as info:
-        driver.run(core.wait_for_exec(VID, 4242, timeout=2))
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=2))
     assert info.value.last_output is None
     assert "no answer" in str(info.value)
 
@@ -934,7 +950,7 @@ def test_wait_for_exec_stops_on_a_permanent_error(status: int, code: str, cls: t
     core = make_core()
     driver = Driver(core, [running(), problem(status, code)])
     with pytest.raises(cls):
-        driver.run(core.wait_for_exec(VID, 4242, timeout=30))
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30))
     assert len(driver.requests) == 2
 
 
@@ -943,9 +959,9 @@ def test_wait_timeout_must_be_a_positive_number(timeout: Any) -> None:
     core = make_core()
     driver = Driver(core, [])
     with pytest.raises(ValidationError, match="timeout"):
-        driver.run(core.wait_for_exec(VID, 4242, timeout=timeout))
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=timeout))
     with pytest.raises(ValidationError, match="timeout"):
-        driver.run(core.wait_for_available(VID, timeout=timeout))
+        driver.run(core.wait_for_agent_available(VID, timeout=timeout))
     assert driver.requests == []
 
 
@@ -953,11 +969,11 @@ def test_wait_arguments_are_validated_before_any_request() -> None:
     core = make_core()
     driver = Driver(core, [])
     with pytest.raises(ValidationError):
-        driver.run(core.wait_for_exec(VID, -1, timeout=5))
+        driver.run(core.wait_for_agent_exec(VID, -1, timeout=5))
     with pytest.raises(ValidationError):
-        driver.run(core.wait_for_exec("10.0.0.1", 5, timeout=5))
+        driver.run(core.wait_for_agent_exec("10.0.0.1", 5, timeout=5))
     with pytest.raises(ValidationError):
-        driver.run(core.wait_for_available("10.0.0.1", timeout=5))
+        driver.run(core.wait_for_agent_available("10.0.0.1", timeout=5))
     assert driver.requests == []
 
 
@@ -965,7 +981,7 @@ def test_wait_for_available_polls_until_available() -> None:
     core = make_core()
     unavailable = resp(200, {"available": False, "reason": "VM is not running", "vmRunning": False})
     driver = Driver(core, [unavailable, unavailable, resp(200, OK_PROBE)])
-    probe = driver.run(core.wait_for_available(VID, timeout=60))
+    probe = driver.run(core.wait_for_agent_available(VID, timeout=60))
     assert probe.available is True
     assert len(driver.requests) == 3
     assert all("pid" not in r.url.params for r in driver.requests)
@@ -977,7 +993,7 @@ def test_wait_for_available_deadline_names_the_last_reason() -> None:
         core, lambda r: resp(200, {"available": False, "reason": "agent silent", "vmRunning": True})
     )
     with pytest.raises(CommandTimeoutError) as info:
-        driver.run(core.wait_for_available(VID, timeout=5))
+        driver.run(core.wait_for_agent_available(VID, timeout=5))
     assert info.value.last_availability is not None
     assert info.value.last_availability.reason == "agent silent"
     assert "agent silent" in str(info.value)
@@ -989,7 +1005,7 @@ def test_wait_for_available_keeps_polling_through_a_429() -> None:
     driver = Driver(
         core, [problem(429, "rate_limited", **{"retry-after": "2"}), resp(200, OK_PROBE)]
     )
-    assert driver.run(core.wait_for_available(VID, timeout=30)).available
+    assert driver.run(core.wait_for_agent_available(VID, timeout=30)).available
     assert driver.sleeps == [2.0]
 
 
@@ -1009,7 +1025,7 @@ def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
             resp(200, OK_PROBE),
         ],
     )
-    driver.run(core.call(core.probe_op(VID), AgentAvailability))
+    driver.run(core.get_agent_availability(VID))
     ours = [r for r in caplog.records if r.name == "hostup_pulumi"]
     debug = [r.getMessage() for r in ours if r.levelno == logging.DEBUG]
     warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
@@ -1028,7 +1044,7 @@ def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
 def test_no_debug_work_when_debug_is_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="hostup_pulumi")
     core = make_core()
-    Driver(core, [resp(200, OK_PROBE)]).run(core.call(core.probe_op(VID), AgentAvailability))
+    Driver(core, [resp(200, OK_PROBE)]).run(core.get_agent_availability(VID))
     assert [r for r in caplog.records if r.name == "hostup_pulumi"] == []
 
 
@@ -1038,7 +1054,6 @@ def test_list_vps_stops_when_the_api_never_stops_paging(monkeypatch: pytest.Monk
     import httpx
 
     from hostup_pulumi import APIResponseValidationError, HostupClient
-    from hostup_pulumi._core import Core
 
     counter = itertools.count()
 

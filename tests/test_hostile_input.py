@@ -33,7 +33,9 @@ from hostup_pulumi import (
     ValidationError,
     Vps,
 )
-from hostup_pulumi._core import Core, RetryPolicy
+from hostup_pulumi import _endpoints as endpoints
+from hostup_pulumi._core import Core
+from hostup_pulumi._retry import RetryPolicy
 from hostup_pulumi.errors import error_from_response
 from hostup_pulumi.resources import _AgentCommandProvider, _AgentExecResultProvider
 from hostup_pulumi.testing import HostupSimulator
@@ -361,8 +363,8 @@ def test_provider_check_refuses_hostile_inputs_without_a_client() -> None:
     assert "IP address" in failures["vps_id"]
     assert "between 1 and" in failures["pid"]
     assert "timeout must be" in failures["timeout"]
-    assert command._client is None  # nothing was built, so nothing could be sent
-    assert output._client is None
+    # No credentials are configured here (conftest.py clears HOSTUP_*): had check built a
+    # client, it would have raised ConfigurationError instead of returning the failures.
 
 
 # -- parsers on arbitrary bytes -----------------------------------------------------------------
@@ -389,7 +391,7 @@ def test_a_truncated_or_spliced_real_body_parses_or_is_a_validation_error(
     for model in MODELS:
         response = httpx.Response(200, content=spoiled)
         try:
-            CORE.parse(CORE.probe_op(GOOD_ID), response, model)
+            CORE.parse(endpoints.get_agent_availability(GOOD_ID), response, model)
         except APIResponseValidationError as exc:
             assert KEY not in str(exc)  # noqa: PT017 - either outcome is allowed
 
@@ -399,7 +401,11 @@ def test_a_truncated_or_spliced_real_body_parses_or_is_a_validation_error(
 def test_hostile_nesting_is_a_typed_error_not_a_crash(depth: int, opener: str) -> None:
     body = (opener * depth).encode()
     with pytest.raises(APIResponseValidationError):
-        CORE.parse(CORE.probe_op(GOOD_ID), httpx.Response(200, content=body), AgentAvailability)
+        CORE.parse(
+            endpoints.get_agent_availability(GOOD_ID),
+            httpx.Response(200, content=body),
+            AgentAvailability,
+        )
     error = error_from_response(
         status_code=502, headers={}, body=body, method="GET", path="/api/v2/vps"
     )

@@ -25,7 +25,9 @@ from hostup_pulumi import (
     RateLimitError,
     Settings,
 )
-from hostup_pulumi._core import Core, RateBudget, RetryPolicy, Send, Sleep, rate_observation
+from hostup_pulumi._core import Core, Send, Sleep
+from hostup_pulumi._pacing import RateBudget, rate_observation
+from hostup_pulumi._retry import RetryPolicy
 from hostup_pulumi.testing import Fault, HostupSimulator
 
 KEY = "hk_test_pacing_0123456789"
@@ -126,7 +128,7 @@ def drive(
 
 
 def probe(core: Core) -> Generator[Any, Any, AgentAvailability]:
-    return core.call(core.probe_op(VID), AgentAvailability)
+    return core.get_agent_availability(VID)
 
 
 # -- reading the headers ----------------------------------------------------------------------

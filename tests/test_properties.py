@@ -24,14 +24,9 @@ from hostup_pulumi import (
     ValidationError,
     Vps,
 )
-from hostup_pulumi._core import (
-    Core,
-    RetryPolicy,
-    Send,
-    Sleep,
-    parse_rate_limit_reset,
-    parse_retry_after,
-)
+from hostup_pulumi import _endpoints as endpoints
+from hostup_pulumi._core import Core, Send, Sleep
+from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 from hostup_pulumi._validation import validate_pid, validate_vps_id
 from hostup_pulumi.errors import error_from_response
 from hostup_pulumi.models import VpsPage
@@ -103,7 +98,7 @@ def run_flow(flow: Any, response: httpx.Response) -> Any:
 
 def check_parse(body: bytes) -> None:
     for model in MODELS:
-        op = CORE.probe_op(VID)
+        op = endpoints.get_agent_availability(VID)
         try:
             result = CORE.parse(op, httpx.Response(200, content=body), model)
         except APIResponseValidationError as exc:
@@ -128,7 +123,7 @@ def test_any_bytes_as_a_2xx_body_is_a_model_or_a_validation_error(body: bytes) -
 @given(json_values | json_objects | st.binary(max_size=100))
 def test_any_2xx_start_body_gives_a_pid_or_says_the_command_may_have_started(value: Any) -> None:
     body = value if isinstance(value, bytes) else json.dumps(value).encode()
-    flow = CORE.start(CORE.start_op(VID, "uname -a"))
+    flow = CORE.start_agent_exec(VID, "uname -a")
     try:
         started = run_flow(flow, httpx.Response(200, content=body))
     except APIResponseValidationError as exc:
@@ -178,8 +173,8 @@ def test_any_error_response_through_a_flow_is_an_api_status_error(
 ) -> None:
     response = httpx.Response(status, content=body, headers=headers)
     for flow in (
-        CORE.call(CORE.get_vps_op(VID), Vps),
-        CORE.start(CORE.start_op(VID, "uname -a")),
+        CORE.get_vps(VID),
+        CORE.start_agent_exec(VID, "uname -a"),
     ):
         try:
             run_flow(flow, response)
@@ -233,5 +228,5 @@ def test_a_key_is_accepted_or_refused_but_never_echoed(tail: str) -> None:
     else:
         assert resolved.api_key == key.strip()
         assert "zqxk" not in repr(resolved)
-        request = Core(resolved).build_request(CORE.probe_op(VID))
+        request = Core(resolved).build_request(endpoints.get_agent_availability(VID))
         assert request.headers["authorization"] == f"Bearer {key.strip()}"

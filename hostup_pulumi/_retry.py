@@ -1,0 +1,153 @@
+"""Retry rules: which failures are retried, and how long to wait first.
+
+GET requests retry on connection errors, timeouts, 408, 429 and 5xx. The POST that starts a
+command is retried only when it provably never reached the server (the connection was never
+made) or on a 429 (the server refused it unrun). The wait is the server's when it gives one
+(``Retry-After`` in seconds or as an HTTP date, else ``X-RateLimit-Reset``), otherwise
+exponential backoff with jitter. No I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from ._endpoints import Operation
+
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "never_sent",
+    "parse_rate_limit_reset",
+    "parse_retry_after",
+    "retry_delay",
+    "server_wait",
+]
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times to retry, and how long to wait: exponential backoff with jitter,
+    unless the server says how long (``Retry-After``, then ``X-RateLimit-Reset``)."""
+
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+    # A server asking for a longer wait than this gets an error, not a silent long sleep.
+    max_server_wait: float = 60.0
+
+    def backoff(self, retry_number: int, rng: random.Random) -> float:
+        """Delay before retry ``retry_number`` (0-based): capped exponential, minus up to
+        ``jitter`` of itself so that many clients do not retry in step."""
+        delay = min(self.max_delay, self.initial_delay * (2.0**retry_number))
+        return delay * (1 - self.jitter * rng.random())
+
+
+# -- the server's requested wait ------------------------------------------------------------
+
+
+def _seconds_until(when: datetime, now: datetime) -> float:
+    # A time without a zone is taken as UTC, as the API's times are.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return _seconds_until(when, now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def parse_rate_limit_reset(value: str | None, now: datetime) -> float | None:
+    """Seconds until ``X-RateLimit-Reset``: an ISO 8601 time (documented); epoch seconds are
+    tolerated too."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        return _seconds_until(when, now)
+    if not math.isfinite(number):
+        return None
+    # A large number is an epoch time; a small one is a delay.
+    return max(0.0, number - now.timestamp()) if number > 1e9 else max(0.0, number)
+
+
+def server_wait(headers: httpx.Headers, now: datetime) -> float | None:
+    """The wait the server asked for: ``Retry-After`` first, else ``X-RateLimit-Reset``."""
+    wait = parse_retry_after(headers.get("retry-after"), now)
+    if wait is None:
+        wait = parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
+    return wait
+
+
+# -- which failures retry -------------------------------------------------------------------
+
+
+def never_sent(exc: Exception) -> bool:
+    """Whether the connection was never made, so the request cannot have reached the server."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _transport_retryable(exc: httpx.TransportError) -> bool:
+    # Errors in our own request (bad URL, protocol misuse) will not fix themselves.
+    return not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    op: Operation,
+    retry_number: int,
+    outcome: httpx.Response | Exception,
+    *,
+    clock: float,
+    now: datetime,
+    rng: random.Random,
+) -> float | None:
+    """Seconds to wait before retrying ``op`` after ``outcome`` (``clock``: the core's clock
+    now, against which ``op.deadline`` is set), or None when it must not be retried."""
+    if retry_number >= policy.max_retries:
+        return None
+    hinted: float | None = None
+    if isinstance(outcome, httpx.Response):
+        status = outcome.status_code
+        retryable = status == 429 if op.starts_command else status in RETRY_STATUSES
+        if not retryable:
+            return None
+        hinted = server_wait(outcome.headers, now)
+        if hinted is not None and hinted > policy.max_server_wait:
+            return None
+    elif isinstance(outcome, httpx.TransportError):
+        safe = never_sent(outcome) if op.starts_command else _transport_retryable(outcome)
+        if not safe:
+            return None
+    else:
+        return None
+    delay = hinted if hinted is not None else policy.backoff(retry_number, rng)
+    if op.deadline is not None and clock + delay > op.deadline:
+        return None
+    return delay
