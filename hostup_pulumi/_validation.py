@@ -6,7 +6,7 @@ import ipaddress
 import math
 import re
 
-from .errors import ValidationError
+from .errors import HostupError, ValidationError
 
 __all__ = [
     "MAX_COMMAND_LENGTH",
@@ -111,13 +111,27 @@ def validate_command(command: object) -> str:
     return command
 
 
-def validate_seconds(value: object, name: str = "timeout", maximum: float | None = None) -> float:
+def validate_seconds(
+    value: object,
+    name: str = "timeout",
+    maximum: float | None = None,
+    *,
+    text: bool = False,
+    error: type[HostupError] = ValidationError,
+) -> float:
     """Return ``value`` as float seconds if it is a positive, finite number (at most
-    ``maximum``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError(f"{name} must be a positive number of seconds, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValidationError(f"{name} must be at most {maximum:g} seconds, got {value!r}")
-    return float(value)
+    ``maximum``); otherwise raise ``error``. With ``text``, a string holding a number is read
+    too (Pulumi config values and command-line arguments are strings)."""
+    number: object = value
+    if text and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise error(f"{name} must be a number of seconds, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise error(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(number) or number <= 0:
+        raise error(f"{name} must be a positive number of seconds, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise error(f"{name} must be at most {maximum:g} seconds, got {value!r}")
+    return float(number)

@@ -10,13 +10,13 @@ never shown by ``repr()`` or ``str()``.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._validation import validate_seconds
 from .errors import ConfigurationError
 
 __all__ = [
@@ -142,18 +142,6 @@ def _check_cookie(value: str | None) -> str | None:
     return value
 
 
-def _check_timeout(value: float | str) -> float:
-    if isinstance(value, bool):
-        raise ConfigurationError(f"timeout must be a number of seconds, got {value!r}")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"timeout must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {value!r}")
-    return seconds
-
-
 def _check_int(name: str, value: float | str, low: int, high: int) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise ConfigurationError(f"{name} must be a whole number, got {value!r}")
@@ -235,7 +223,9 @@ class Settings:
         seconds = pick(timeout, CONFIG_TIMEOUT, None)
         retries = pick(max_retries, CONFIG_MAX_RETRIES, None)
         concurrency = pick(max_concurrency, CONFIG_MAX_CONCURRENCY, ENV_MAX_CONCURRENCY)
-        timeout_s = _check_timeout(seconds) if seconds is not None else DEFAULT_TIMEOUT
+        timeout_s = DEFAULT_TIMEOUT
+        if seconds is not None:
+            timeout_s = validate_seconds(seconds, text=True, error=ConfigurationError)
         return cls(
             api_key=key,
             session_cookie=cookie,
