@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from hostup_pulumi import cli
+from hostup_pulumi import HostupClient, cli
+from hostup_pulumi.cli import _common
 from hostup_pulumi.models import AgentExecOutput
 from hostup_pulumi.testing import HostupSimulator
 
@@ -344,7 +345,7 @@ def test_exec_interrupted_says_the_command_may_still_run(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.HostupClient, "wait_for_agent_exec", interrupted)
+    monkeypatch.setattr(HostupClient, "wait_for_agent_exec", interrupted)
     result = local("exec", vps, "--", "uptime")
     assert result.code == 130
     assert "may still be running" in result.err
@@ -359,20 +360,339 @@ def test_seconds_must_be_positive_numbers(local: Cli, sim: HostupSimulator, valu
     assert sim.requests == []
 
 
-# -- errors and configuration --------------------------------------------------------------
+# -- exec --no-wait ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("subcommand", ["agent-status", "exec"])
-def test_an_ip_instead_of_an_id_exits_2_before_any_request(
+def test_exec_no_wait_prints_the_pid_and_poll_url_and_exits_0(
+    run: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("long-job", stdout="done\n", duration=30)
+    sim.set_next_pid(4242)
+    result = run("exec", vps, "--no-wait", "--", "long-job")
+    assert result.code == 0, result.err
+    assert result.out == (
+        f"started pid 4242 on {vps}\n"
+        f"poll URL: {sim.base_url}/api/v2/vps/{vps}/agent/exec?pid=4242\n"
+    )
+    assert f"hostup-pulumi: read its output with: hostup-pulumi output {vps} 4242 --wait" in (
+        result.err
+    )
+    assert [r.route for r in sim.requests] == ["probe", "exec_start"]  # no polling
+    assert result.seconds < 10
+
+
+def test_exec_no_wait_json(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.set_next_pid(77)
+    result = local("exec", vps, "--no-wait", "--json", "--", "uptime")
+    assert result.code == 0
+    assert json.loads(result.out) == {
+        "vpsId": vps,
+        "pid": 77,
+        "pollUrl": f"{sim.base_url}/api/v2/vps/{vps}/agent/exec?pid=77",
+    }
+
+
+def test_exec_no_wait_takes_no_timeout(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("exec", vps, "--no-wait", "--timeout", "5", "--", "uptime")
+    assert result.code == 2
+    assert "hostup-pulumi exec: error: --timeout does not apply with --no-wait" in result.err
+    assert sim.requests == []
+
+
+def test_exec_json_waits_and_passes_the_exit_code_through(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("check", stdout="bad\n", stderr="oops\n", exit_code=5,
+                       extra={"truncated": True})  # fmt: skip
+    sim.set_next_pid(9)
+    result = local("--json", "exec", vps, "--", "check")
+    assert result.code == 5
+    assert json.loads(result.out) == {
+        "vpsId": vps,
+        "pid": 9,
+        "exited": True,
+        "exitCode": 5,
+        "stdout": "bad\n",
+        "stderr": "oops\n",
+        "truncated": True,
+    }
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _start(sim: HostupSimulator, vps: str, command: str) -> int:
+    """Start ``command`` through the public client, as another process would have."""
+    with HostupClient(api_key=sim.api_key, base_url=sim.base_url) as client:
+        return client.start_agent_exec(vps, command).pid
+
+
+def test_output_of_a_finished_command(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("migrate", stdout="3 applied\n", stderr="warn: slow\n", exit_code=5)
+    pid = _start(sim, vps, "migrate")
+    sim.clear_requests()
+    result = run("output", vps, str(pid))
+    assert result.code == 5
+    assert result.out == "3 applied\n"
+    assert result.err == "warn: slow\n"
+    assert [r.route for r in sim.requests] == ["exec_output"]
+
+
+def test_output_of_a_running_command_exits_3(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("long-job", stdout="done\n", duration=30)
+    pid = _start(sim, vps, "long-job")
+    result = run("output", vps, str(pid))
+    assert result.code == 3
+    assert result.out == ""
+    assert result.err == (
+        f"hostup-pulumi: command pid {pid} on {vps} is still running; "
+        f"`hostup-pulumi output {vps} {pid} --wait` waits for it to exit\n"
+    )
+
+
+def test_output_json_of_a_running_command(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("long-job", duration=30)
+    pid = _start(sim, vps, "long-job")
+    result = local("output", vps, str(pid), "--json")
+    assert result.code == 3
+    assert json.loads(result.out) == {"vpsId": vps, "pid": pid, "exited": False,
+                                      "exitCode": None, "stdout": "", "stderr": ""}  # fmt: skip
+
+
+def test_output_wait_waits_for_the_exit(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("build", stdout="built\n", exit_code=0, duration=1.0)
+    pid = _start(sim, vps, "build")
+    result = local("output", vps, str(pid), "--wait", "--timeout", "30")
+    assert (result.code, result.out) == (0, "built\n")
+    assert f"hostup-pulumi: [0s of 30s] {vps} pid {pid}: running" in result.err
+    assert sim.count("exec_output") >= 2
+
+
+def test_output_wait_timeout_exits_124(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("long-job", duration=30)
+    pid = _start(sim, vps, "long-job")
+    result = local("output", vps, str(pid), "--wait", "--timeout", "0.5")
+    assert result.code == 124
+    assert (
+        f"hostup-pulumi: command pid {pid} on {vps} did not exit within 0.5s; it may still "
+        f"be running: `hostup-pulumi output {vps} {pid} --wait` waits again\n"
+    ) in result.err
+    assert result.seconds < 5
+
+
+def test_output_timeout_needs_wait(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("output", vps, "1000", "--timeout", "5")
+    assert result.code == 2
+    assert "hostup-pulumi output: error: --timeout applies only with --wait" in result.err
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("pid", ["abc", "0", "-1", "1.5", "2147483648"])
+def test_output_pid_must_be_a_pid(local: Cli, sim: HostupSimulator, pid: str) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("output", vps, pid)
+    assert result.code == 2
+    assert f"argument PID: {pid!r} is not a pid" in result.err
+    assert sim.requests == []
+
+
+def test_output_of_an_unknown_pid_is_an_error(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("output", vps, "999999")
+    assert result.code == 2
+    assert "NotFoundError: HTTP 404 not_found" in _one_line_error(result)
+
+
+def test_output_after_pid_reuse_shows_the_new_command(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    sim.script_command("first", stdout="first\n")
+    sim.script_command("second", stdout="second\n", exit_code=4)
+    pid = _start(sim, vps, "first")
+    sim.set_next_pid(pid)
+    assert _start(sim, vps, "second") == pid
+    result = local("output", vps, str(pid))
+    assert (result.code, result.out) == (4, "second\n")
+
+
+def test_output_wait_interrupted_says_the_command_may_still_run(
+    local: Cli, sim: HostupSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vps = sim.add_vps(name="web-1")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HostupClient, "wait_for_agent_exec", interrupted)
+    result = local("output", vps, "1000", "--wait")
+    assert result.code == 130
+    assert f"stopped waiting; command pid 1000 on {vps} may still be running" in result.err
+
+
+# -- a VPS by id, name or IP ---------------------------------------------------------------
+
+LIST_HINT = "`hostup-pulumi list-vps` lists the VPSes with their ids, names and primary IPs"
+
+
+def _args_for(subcommand: str, pid: int = 1000) -> list[str]:
+    return {"agent-status": [], "exec": ["--", "uptime"], "output": [str(pid)]}[subcommand]
+
+
+@pytest.mark.parametrize("subcommand", ["agent-status", "exec", "output"])
+def test_a_name_or_ip_is_resolved_to_the_id(
+    local: Cli, sim: HostupSimulator, subcommand: str
+) -> None:
+    sim.add_vps(name="db-1", primary_ip="192.0.2.11")
+    vps = sim.add_vps(name="Web-1", primary_ip="192.0.2.10")
+    pid = _start(sim, vps, "true")
+    for given, wanted in (("web-1", ("web-1", None)), ("192.0.2.10", (None, "192.0.2.10"))):
+        sim.clear_requests()
+        result = local(subcommand, given, *_args_for(subcommand, pid))
+        assert result.code == 0, result.err
+        listing, *rest = sim.requests
+        assert listing.route == "list_vps"
+        assert (listing.query.get("name"), listing.query.get("primaryIp")) == wanted
+        assert rest
+        assert all(r.vps_id == vps for r in rest)
+
+
+def test_a_resolved_vps_is_named_with_its_id(run: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1", primary_ip="192.0.2.10")
+    by_name = run("agent-status", "web-1")
+    assert (by_name.code, by_name.out) == (0, f"web-1 ({vps}): available\n")
+    by_ip = run("agent-status", "192.0.2.10", "--json")
+    assert json.loads(by_ip.out)["vpsId"] == vps
+
+
+@pytest.mark.parametrize("subcommand", ["agent-status", "exec", "output"])
+def test_an_unknown_name_says_how_to_list_vpses(
     run: Cli, sim: HostupSimulator, subcommand: str
 ) -> None:
-    extra = ["--", "uptime"] if subcommand == "exec" else []
-    result = run(subcommand, "192.0.2.10", *extra)
+    sim.add_vps(name="web-1")
+    result = run(subcommand, "web-9", *_args_for(subcommand))
     assert result.code == 2
-    line = _one_line_error(result)
-    assert "is an IP address" in line
-    assert "hostup-pulumi list-vps --primary-ip 192.0.2.10" in line
+    assert result.err == (
+        "hostup-pulumi: error: no VPS is named 'web-9' (names match exactly, ignoring case); "
+        f"{LIST_HINT}\n"
+    )
+    assert [r.route for r in sim.requests] == ["list_vps"]
+
+
+def test_an_unknown_ip_says_how_to_list_vpses(local: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="web-1", primary_ip="192.0.2.10")
+    result = local("agent-status", "192.0.2.99")
+    assert result.code == 2
+    assert (
+        result.err == f"hostup-pulumi: error: no VPS has the primary IP 192.0.2.99; {LIST_HINT}\n"
+    )
+
+
+def test_an_ambiguous_name_lists_the_candidates(run: Cli, sim: HostupSimulator) -> None:
+    first = sim.add_vps(name="web", primary_ip="192.0.2.10")
+    second = sim.add_vps(name="WEB")
+    sim.add_vps(name="db")
+    result = run("exec", "Web", "--", "uptime")
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "hostup-pulumi: error: 2 VPSes are named 'Web'; give the id of the one you mean:",
+        f"  {'ID':30}  NAME  PRIMARY IP",
+        f"  {first}  web   192.0.2.10",
+        f"  {second}  WEB   -",
+    ]
+    assert sim.count("exec_start") == 0
+
+
+def test_an_ambiguous_ip_lists_the_candidates(local: Cli, sim: HostupSimulator) -> None:
+    first = sim.add_vps(name="old", primary_ip="192.0.2.10", power_state="stopped")
+    second = sim.add_vps(name="new", primary_ip="192.0.2.10")
+    result = local("agent-status", "192.0.2.10")
+    assert result.code == 2
+    lines = result.err.splitlines()
+    assert lines[0] == (
+        "hostup-pulumi: error: 2 VPSes have the primary IP 192.0.2.10; "
+        "give the id of the one you mean:"
+    )
+    assert [line.split() for line in lines[2:]] == [
+        [first, "old", "192.0.2.10"],
+        [second, "new", "192.0.2.10"],
+    ]
+
+
+def test_an_ipv6_address_is_looked_up_in_canonical_form(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="v6", primary_ip="2001:db8::10")
+    result = local("agent-status", "2001:DB8:0:0::10")
+    assert (result.code, result.out) == (0, f"2001:db8::10 ({vps}): available\n")
+
+
+def test_names_resolve_within_the_keys_account(local: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="web-1")  # the default account's
+    sim.add_api_key("hsk_acme_cli_key_0123456789", ["read:vm", "write:vm"], account="acme")
+    theirs = sim.add_vps(name="web-1", account="acme")
+    result = local("agent-status", "web-1", api_key="hsk_acme_cli_key_0123456789")
+    assert (result.code, result.out) == (0, f"web-1 ({theirs}): available\n")
+    assert {r.account for r in sim.requests} == {"acme"}
+
+
+def test_a_vps_prefix_is_always_an_id(local: Cli, sim: HostupSimulator) -> None:
+    sim.add_vps(name="vps_web")
+    result = local("agent-status", "vps_web")
+    assert result.code == 2
+    assert "ValidationError: vps_id 'vps_web'" in _one_line_error(result)
     assert sim.requests == []
+
+
+def test_an_empty_vps_is_an_error(local: Cli, sim: HostupSimulator) -> None:
+    result = local("agent-status", " ")
+    assert result.code == 2
+    assert result.err == (
+        f"hostup-pulumi: error: the VPS is empty: give its vps_... id, name or primary IP "
+        f"({LIST_HINT})\n"
+    )
+    assert sim.requests == []
+
+
+def test_verbose_says_what_a_name_resolved_to(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("agent-status", "web-1", "-v")
+    assert f"hostup-pulumi: web-1 is {vps}\n" in result.err
+
+
+# -- options before or after the command ---------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_and_verbose_before_or_after_the_command(
+    run: Cli, sim: HostupSimulator, where: str
+) -> None:
+    vps = sim.add_vps(name="web-1")
+    flags = ["--json", "-v"]
+    args = [*flags, "agent-status", vps] if where == "before" else ["agent-status", vps, *flags]
+    result = run(*args)
+    assert result.code == 0
+    assert json.loads(result.out)["vpsId"] == vps
+    assert f"hostup-pulumi: GET /api/v2/vps/{vps}/agent/exec -> 200" in result.err
+
+
+def test_base_url_before_the_command(local: Cli, sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("--base-url", sim.base_url, "agent-status", vps, base_url="http://127.0.0.1:9")
+    assert result.code == 0
+
+
+def test_global_options_do_not_apply_to_the_simulator(local: Cli) -> None:
+    result = local("--json", "simulator", "--port", "0")
+    assert result.code == 2
+    assert "-v, --json and --base-url do not apply to the simulator" in result.err
+
+
+# -- errors and configuration --------------------------------------------------------------
 
 
 def test_missing_key_exits_2_naming_the_variable(run: Cli, sim: HostupSimulator) -> None:
@@ -406,11 +726,68 @@ def test_base_url_flag_wins_over_the_environment(local: Cli, sim: HostupSimulato
     assert "plain http" in _one_line_error(insecure)
 
 
+EXIT_CODE_LINES = [
+    "  0    success: the agent is available; VPSes were listed; exec and output: the",
+    "  1    the answer is no: the agent is not available (the reason is printed; exec",
+    "  2    error: bad arguments (usage), no credentials, a VPS name or IP that matches",
+    "  3    output without --wait: the command is still running",
+    "  124  exec, output --wait: the command did not exit within --timeout (it may still",
+    "  130  interrupted (Ctrl-C); a started command may still be running",
+    "  exec and output otherwise exit with the command's own exit code (128+N when",
+]
+
+
 def test_help_documents_exit_codes_and_environment(run: Cli) -> None:
     result = run("--help")
     assert result.code == 0
-    for text in ("exit codes:", "124", "HOSTUP_API_KEY", "HOSTUP_BASE_URL", "agent-status"):
+    lines = result.out.splitlines()
+    for line in EXIT_CODE_LINES:
+        assert line in lines
+    for text in ("HOSTUP_API_KEY", "HOSTUP_BASE_URL", "agent-status", "output", "list-vps"):
         assert text in result.out
+    assert "-v/--verbose, --json and --base-url work before or after the command name" in (
+        result.out
+    )
+
+
+@pytest.mark.parametrize("subcommand", ["agent-status", "list-vps", "exec", "output"])
+def test_each_command_help_documents_exit_codes(local: Cli, subcommand: str) -> None:
+    result = local(subcommand, "--help")
+    assert result.code == 0
+    assert result.out.startswith(f"usage: hostup-pulumi {subcommand} ")
+    assert "exit codes:" in result.out
+    assert EXIT_CODE_LINES[3] in result.out.splitlines()
+
+
+def test_exit_code_constants_match_the_help() -> None:
+    assert (cli.EXIT_OK, cli.EXIT_NO, cli.EXIT_ERROR, cli.EXIT_RUNNING) == (0, 1, 2, 3)
+    assert (cli.EXIT_TIMEOUT, cli.EXIT_INTERRUPTED) == (124, 130)
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hostup_pulumi.cli", "--version"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout.split()[0]) == (0, "hostup-pulumi")
+
+
+def test_the_command_line_never_loads_the_simulator(sim: HostupSimulator) -> None:
+    vps = sim.add_vps(name="web-1")
+    code = (
+        "import sys\n"
+        "from hostup_pulumi.cli import main\n"
+        f"assert main(['agent-status', 'web-1']) == 0\n"
+        f"assert main(['exec', '{vps}', '--', 'true']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hostup_pulumi.testing')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTUP_")}
+    env.update(HOSTUP_API_KEY=sim.api_key, HOSTUP_BASE_URL=sim.base_url)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_version(local: Cli) -> None:
@@ -475,9 +852,9 @@ class _Tty(io.StringIO):
 
 def test_progress_redraws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM", "xterm")
-    monkeypatch.setattr(cli, "TTY_PROGRESS_EVERY", 0.01)
+    monkeypatch.setattr(_common, "TTY_PROGRESS_EVERY", 0.01)
     stream = _Tty()
-    with cli._Progress(stream, "vps_x pid 7", "running", limit=90):
+    with _common.Progress(stream, "vps_x pid 7", "running", limit=90):
         time.sleep(0.1)
     text = stream.getvalue()
     assert text.count("\r\x1b[K") >= 3
@@ -486,10 +863,10 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch
 
 
 def test_progress_prints_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 0.02)
+    monkeypatch.setattr(_common, "PLAIN_PROGRESS_EVERY", 0.02)
     clock = iter(float(n) for n in range(1000))
     stream = io.StringIO()
-    with cli._Progress(stream, "label", "state", limit=5, clock=lambda: next(clock)):
+    with _common.Progress(stream, "label", "state", limit=5, clock=lambda: next(clock)):
         time.sleep(0.15)
     lines = stream.getvalue().splitlines()
     assert len(lines) >= 3
@@ -509,7 +886,7 @@ def test_progress_prints_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_exit_status(body: dict[str, Any], status: int) -> None:
-    assert cli._exit_status(AgentExecOutput.model_validate(body)) == status
+    assert _common.exit_status(AgentExecOutput.model_validate(body)) == status
 
 
 def test_main_leaves_the_library_logger_as_it_was(local: Cli, sim: HostupSimulator) -> None:
@@ -528,4 +905,4 @@ def test_verbose_logs_requests_without_the_key(local: Cli, sim: HostupSimulator)
 
 def test_output_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTUP_API_KEY", "hsk_secret_value")
-    assert cli._redact("echoed hsk_secret_value back") == "echoed <redacted> back"
+    assert _common.redact("echoed hsk_secret_value back") == "echoed <redacted> back"
