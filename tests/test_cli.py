@@ -352,11 +352,26 @@ def test_exec_interrupted_says_the_command_may_still_run(
     assert "interrupted" in result.err
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan", "soon"])
-def test_seconds_must_be_positive_numbers(local: Cli, sim: HostupSimulator, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-1", "must be a positive number of seconds, got '-1'"),
+        ("0", "must be a positive number of seconds, got '0'"),
+        ("nan", "must be a positive number of seconds, got 'nan'"),
+        ("soon", "must be a number of seconds, got 'soon'"),
+    ],
+)
+def test_seconds_must_be_positive_numbers(
+    local: Cli, sim: HostupSimulator, value: str, problem: str
+) -> None:
     vps = sim.add_vps(name="web-1")
-    assert local("agent-status", vps, "--wait", value).code == 2
-    assert local("exec", vps, "--timeout", value, "--", "true").code == 2
+    status = local("agent-status", vps, "--wait", value)
+    assert status.code == 2
+    assert f"hostup-pulumi agent-status: error: argument --wait: SECONDS {problem}" in status.err
+    run = local("exec", vps, "--timeout", value, "--", "true")
+    assert run.code == 2
+    assert f"argument --timeout: SECONDS {problem}" in run.err
+    assert local("output", vps, "1000", "--wait", "--timeout", value).code == 2
     assert sim.requests == []
 
 

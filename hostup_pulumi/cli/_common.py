@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import os
 import sys
 import threading
@@ -15,8 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
+from .._validation import validate_seconds
 from ..client import HostupClient
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ValidationError
 from ..models import AgentExecOutput
 from ..settings import ENV_API_KEY, ENV_BASE_URL, ENV_SESSION_COOKIE, Settings
 
@@ -241,14 +241,11 @@ class Progress:
 
 
 def seconds(text: str) -> float:
-    """argparse type: a positive, finite number of seconds."""
+    """argparse type: a positive, finite number of seconds (the library's own check)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
+        return validate_seconds(text, "SECONDS", text=True)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 #: The largest pid the client accepts (signed 32 bits).
