@@ -92,7 +92,7 @@ def _output_json(target: Target, pid: int, output: AgentExecOutput) -> dict[str,
 
 def _show(args: argparse.Namespace, target: Target, pid: int, output: AgentExecOutput) -> None:
     if args.json:
-        print_json(_output_json(target, pid, output), indent=2)
+        print_json(_output_json(target, pid, output))
         return
     write_output(sys.stdout, output.stdout)
     write_output(sys.stderr, output.stderr)
@@ -154,10 +154,9 @@ def output_command(args: argparse.Namespace, client: HostupClient) -> int:
     if args.wait:
         return _wait(args, client, target, args.pid)
     output = client.get_agent_exec_output(target.id, args.pid)
+    _show(args, target, args.pid, output)  # all of it, or what there is so far
     if output.exited:
-        _show(args, target, args.pid, output)
         return exit_status(output)
-    _show(args, target, args.pid, output)  # any output so far
     note(
         f"command pid {args.pid} on {target.label} is still running; "
         f"`{PROG} output {target.id} {args.pid} --wait` waits for it to exit"
