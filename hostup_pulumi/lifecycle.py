@@ -397,12 +397,11 @@ class _AgentExecResult(ResourceRules):
                 "run_id": news.get("run_id", olds.get("run_id"))}  # fmt: skip
 
 
-async def _with_progress(
-    work: Any, describe: Callable[[float], str], progress: Progress, every: float = PROGRESS_EVERY
-) -> Any:
-    """Await ``work``, reporting ``describe(elapsed seconds)`` every ``every`` seconds."""
+async def _with_progress(work: Any, describe: Callable[[float], str], progress: Progress) -> Any:
+    """Await ``work``, reporting ``describe(elapsed seconds)`` every PROGRESS_EVERY seconds."""
     if progress is no_progress:
         return await work
+    every = PROGRESS_EVERY
     task = asyncio.ensure_future(work)
     began = time.monotonic()
     try:

@@ -30,7 +30,7 @@ for name, status in availability.items():
         continue
     started = hostup.AgentCommand(f"{name}-command", vps_id=status.vps_id, command=command)
     result = hostup.AgentExecResult(
-        f"{name}-result", vps_id=status.vps_id, pid=started.pid, timeout=120
+        f"{name}-result", vps_id=status.vps_id, pid=started.pid, run_id=started.run_id, timeout=120
     )
     commands[name] = {"pid": started.pid, "exitCode": result.exit_code}
     stdout[name] = result.stdout

@@ -19,6 +19,7 @@ result = hostup.AgentExecResult(
     "result",
     vps_id=vps_id,
     pid=started.pid,
+    run_id=started.run_id,  # a re-run that gets the same pid still replaces the result
     timeout=config.get_float("timeout") or 120,
     fail_on_nonzero_exit=config.get_bool("failOnNonzeroExit") or False,
 )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import API_KEY, RUN_TIMEOUT, Stack, copy_example
+from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, Stack, copy_example
 
 from hostup_pulumi.testing import HostupSimulator
 from hostup_pulumi.testing.engine import EngineNotFoundError, PulumiStack, find_engine
@@ -58,14 +58,29 @@ def sim() -> Iterator[HostupSimulator]:
         yield simulator
 
 
+def install_plugin(pulumi_bin: Path, pulumi_home: Path) -> None:
+    """The README's way to make the hostup plugin discoverable, into ``pulumi_home``."""
+    proc = subprocess.run(
+        [str(REPO / "tools" / "install-plugin"), "--pulumi-bin", str(pulumi_bin),
+         "--python", str(VENV / "bin" / "python")],
+        env={**os.environ, "PULUMI_HOME": str(pulumi_home)},
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"tools/install-plugin failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
+
+
 @pytest.fixture
 def make_stack(pulumi_bin: Path, sim: HostupSimulator, tmp_path: Path) -> Callable[..., Stack]:
     """``make_stack("run-command", vpsId=WEB, ...)``: a copied example's stack pointed at
-    ``sim`` (``hostup:baseUrl``, secret ``hostup:apiKey``) with the given project config."""
+    ``sim`` (``hostup:baseUrl``, secret ``hostup:apiKey``) with the given project config.
+    ``plugin=True`` installs the native hostup plugin into the stack's PULUMI_HOME first."""
 
-    def make(example: str, name: str = "e2e", **config: str) -> Stack:
+    def make(example: str, name: str = "e2e", *, plugin: bool = False, **config: str) -> Stack:
         root = tmp_path / example
         project = copy_example(root, example)
+        if plugin:
+            install_plugin(pulumi_bin, root / "state" / "pulumi-home")
         pulumi = PulumiStack.create(
             project, root / "state", name, bin_dir=pulumi_bin, timeout=RUN_TIMEOUT
         )
