@@ -31,15 +31,15 @@ __all__ = [
     "DEFAULT_RESULT_TIMEOUT",
     "FUNCTIONS",
     "RESOURCES",
+    "SILENT",
     "UNKNOWN",
     "Created",
     "Diff",
     "Failure",
     "Function",
-    "Progress",
     "Refreshed",
+    "Report",
     "ResourceRules",
-    "no_progress",
     "parse_id",
 ]
 
@@ -60,13 +60,21 @@ class _Unknown:
 UNKNOWN: Final = _Unknown()
 
 Props = dict[str, Any]
-#: Where a long operation reports how far it got (one line, shown while it runs).
-Progress = Callable[[str], None]
 
 
-def no_progress(_message: str) -> None:
-    """A :data:`Progress` that shows nothing."""
-    return None
+class Report:
+    """Where a step tells the user how it is going; each host shows it its own way. This
+    base class shows nothing."""
+
+    def status(self, message: str) -> None:
+        """A passing status line of a long step (replaced by the next)."""
+
+    def started(self, vps_id: str, pid: int) -> None:
+        """A command has started: said at once and kept, so that a run interrupted before
+        the engine records the resource can still be recovered by its pid."""
+
+
+SILENT = Report()
 
 
 @dataclass(frozen=True)
@@ -195,7 +203,7 @@ class ResourceRules:
         updates = [s.name for s in self.inputs if not s.replaces and _changed(olds, news, s.name)]
         return Diff(tuple(replaces), tuple(updates))
 
-    async def create(self, client: AsyncHostupClient, inputs: Props, progress: Progress) -> Created:
+    async def create(self, client: AsyncHostupClient, inputs: Props, report: Report) -> Created:
         """Create the resource (called with checked, known inputs)."""
         raise NotImplementedError
 
@@ -231,12 +239,13 @@ class _AgentCommand(ResourceRules):
             return Diff(replaces, () if replaces else adopted)
         return super().diff(olds, news)
 
-    async def create(self, client: AsyncHostupClient, inputs: Props, progress: Progress) -> Created:
+    async def create(self, client: AsyncHostupClient, inputs: Props, report: Report) -> Created:
         """Probe availability (the API asks for it), then start the command, once."""
         vps_id = validate_vps_id(inputs["vps_id"])
         command = validate_command(inputs["command"])
         await client.require_agent_available(vps_id)
         started = await client.start_agent_exec(vps_id, command)
+        report.started(vps_id, started.pid)
         outputs = {
             "vps_id": vps_id,
             "command": command,
@@ -326,7 +335,7 @@ class _AgentExecResult(ResourceRules):
                 vps_id=vps_id, pid=pid, exit_code=output.exit_code, output=output
             )
 
-    async def create(self, client: AsyncHostupClient, inputs: Props, progress: Progress) -> Created:
+    async def create(self, client: AsyncHostupClient, inputs: Props, report: Report) -> Created:
         """Wait until the command exits (within ``timeout``), saying how long it has waited."""
         vps_id = validate_vps_id(inputs["vps_id"])
         pid = validate_pid(inputs["pid"])
@@ -336,7 +345,7 @@ class _AgentExecResult(ResourceRules):
         output = await _with_progress(
             wait,
             lambda s: f"waiting for pid {pid} on {vps_id}: {s:.0f} s of {timeout:g} s",
-            progress,
+            report,
         )
         self._enforce_exit(vps_id, pid, output, fail)
         outputs = {
@@ -397,9 +406,9 @@ class _AgentExecResult(ResourceRules):
                 "run_id": news.get("run_id", olds.get("run_id"))}  # fmt: skip
 
 
-async def _with_progress(work: Any, describe: Callable[[float], str], progress: Progress) -> Any:
+async def _with_progress(work: Any, describe: Callable[[float], str], report: Report) -> Any:
     """Await ``work``, reporting ``describe(elapsed seconds)`` every PROGRESS_EVERY seconds."""
-    if progress is no_progress:
+    if report is SILENT:
         return await work
     every = PROGRESS_EVERY
     task = asyncio.ensure_future(work)
@@ -409,7 +418,7 @@ async def _with_progress(work: Any, describe: Callable[[float], str], progress: 
             done, _ = await asyncio.wait({task}, timeout=every)
             if done:
                 return task.result()
-            progress(describe(time.monotonic() - began))
+            report.status(describe(time.monotonic() - began))
     finally:
         task.cancel()
 

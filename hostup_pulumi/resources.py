@@ -97,6 +97,16 @@ def _to_stderr(message: str) -> None:
     print(f"hostup: {message}", file=sys.stderr, flush=True)
 
 
+class _StderrReport(lifecycle.Report):
+    """A lifecycle step's report on the provider process's stderr."""
+
+    def status(self, message: str) -> None:
+        _to_stderr(message)
+
+    def started(self, vps_id: str, pid: int) -> None:
+        _to_stderr(f"started pid {pid} on {vps_id}")
+
+
 class _Provider(dyn.ResourceProvider):
     """The dynamic host of one lifecycle resource."""
 
@@ -146,7 +156,7 @@ class _Provider(dyn.ResourceProvider):
     @_short_traceback
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """The lifecycle's create; a long wait reports on stderr."""
-        created = self._run(lambda c: self.rules.create(c, dict(props), _to_stderr))
+        created = self._run(lambda c: self.rules.create(c, dict(props), _StderrReport()))
         return dyn.CreateResult(created.id, created.outputs)
 
     @_short_traceback

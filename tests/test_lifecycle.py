@@ -81,10 +81,14 @@ class Dynamic:
 class RecordingLog(EngineLog):
     def __init__(self) -> None:
         self.statuses: list[tuple[str, str]] = []
+        self.infos: list[tuple[str, str]] = []
         self.warned: list[str] = []
 
     def status(self, urn: str, message: str) -> None:
         self.statuses.append((urn, message))
+
+    def info(self, urn: str, message: str) -> None:
+        self.infos.append((urn, message))
 
     def warning(self, urn: str, message: str) -> None:
         self.warned.append(message)
@@ -409,6 +413,15 @@ def test_a_long_wait_reports_progress(
     pid = int(cmd["pid"])
     assert native.log.statuses
     assert native.log.statuses[0] == (urn(RESULT), f"waiting for pid {pid} on {WEB}: 0 s of 300 s")
+
+
+def test_a_start_says_its_pid_and_the_way_to_recover_at_once(native: Native) -> None:
+    _, cmd = start(native)
+    pid = int(cmd["pid"])
+    assert native.log.infos == [(urn(COMMAND), (
+        f"started pid {pid} on {WEB} (if this run is interrupted before the command is recorded: "
+        f"pulumi refresh --import-pending-creates '{urn(COMMAND)}' {WEB}/{pid})"
+    ))]  # fmt: skip
 
 
 def test_invoke_returns_failures_not_errors(native: Native, sim: HostupSimulator) -> None:

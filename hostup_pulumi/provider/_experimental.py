@@ -256,6 +256,10 @@ class GrpcEngineLog(EngineLog):
         """A status line next to the resource (replaced by the next)."""
         self._send(engine_pb2.INFO, urn, message, ephemeral=True)
 
+    def info(self, urn: str, message: str) -> None:
+        """An informational message of the resource."""
+        self._send(engine_pb2.INFO, urn, message, ephemeral=False)
+
     def warning(self, urn: str, message: str) -> None:
         """A warning of the resource."""
         self._send(engine_pb2.WARNING, urn, message, ephemeral=False)

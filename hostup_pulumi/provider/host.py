@@ -40,8 +40,30 @@ class EngineLog:
     def status(self, urn: str, message: str) -> None:
         """Show ``message`` as the resource's current status (replaced by the next one)."""
 
+    def info(self, urn: str, message: str) -> None:
+        """Show ``message`` as an informational message of the resource (kept)."""
+
     def warning(self, urn: str, message: str) -> None:
         """Show ``message`` as a warning of the resource."""
+
+
+class _ResourceReport(lifecycle.Report):
+    """A lifecycle step's report, as messages of one resource in the engine's log."""
+
+    def __init__(self, log: EngineLog, urn: str) -> None:
+        self._log = log
+        self._urn = urn
+
+    def status(self, message: str) -> None:
+        self._log.status(self._urn, message)
+
+    def started(self, vps_id: str, pid: int) -> None:
+        # Said before the engine records the resource: if the run dies now, this is the way out.
+        self._log.info(
+            self._urn,
+            f"started pid {pid} on {vps_id} (if this run is interrupted before the command is "
+            f"recorded: pulumi refresh --import-pending-creates '{self._urn}' {vps_id}/{pid})",
+        )
 
 
 def _config_text(value: Any) -> str | None:
@@ -150,12 +172,9 @@ class PluginHost:
     async def create(self, token: str, urn: str, inputs: dict[str, Any]) -> Created:
         """Create; a long wait shows its progress as the resource's status."""
         rules = self.rules(token)
-
-        def progress(message: str) -> None:
-            self.log.status(urn, message)
-
+        report = _ResourceReport(self.log, urn)
         return await self._run(
-            f"creating {_name(urn)}", lambda: rules.create(self.client(), inputs, progress)
+            f"creating {_name(urn)}", lambda: rules.create(self.client(), inputs, report)
         )
 
     async def read(
