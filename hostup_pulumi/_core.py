@@ -33,17 +33,14 @@ from ._pacing import (
     RateBudget,
     rate_observation,
 )
-from ._retry import RETRY_STATUSES, RetryPolicy, retry_delay, server_wait
+from ._retry import RetryPolicy, retried_by_waits, retry_delay, server_wait
 from ._validation import validate_pid, validate_seconds, validate_vps_id
 from .errors import (
     AgentUnavailableError,
-    APIConnectionError,
     APIResponseValidationError,
-    APIStatusError,
     APITimeoutError,
     CommandTimeoutError,
     HostupError,
-    RateLimitError,
 )
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps, VpsPage
 from .settings import Settings
@@ -323,12 +320,12 @@ class Core:
             last = output
             return output.exited
 
-        def expired() -> HostupError:
+        def expired(**stop: Any) -> HostupError:
             state = "no answer yet" if last is None else "still running"
             return CommandTimeoutError(
                 f"command pid {pid} on {vps_id} did not exit within {timeout:g}s ({state}); "
                 "raise the timeout, or read the output later by pid",
-                vps_id=vps_id, pid=pid, timeout=timeout, last_output=last,
+                vps_id=vps_id, pid=pid, timeout=timeout, last_output=last, **stop,
             )  # fmt: skip
 
         return (yield from self._poll_until(poll, done, expired, timeout, schedule))
@@ -350,12 +347,12 @@ class Core:
             last = availability
             return availability.available
 
-        def expired() -> HostupError:
+        def expired(**stop: Any) -> HostupError:
             reason = last.reason if last is not None and last.reason else "no reason given"
             return CommandTimeoutError(
                 f"guest-agent command execution on {vps_id} did not become available within "
                 f"{timeout:g}s (last reason: {reason})",
-                vps_id=vps_id, timeout=timeout, last_availability=last,
+                vps_id=vps_id, timeout=timeout, last_availability=last, **stop,
             )  # fmt: skip
 
         return (yield from self._poll_until(poll, done, expired, timeout, schedule))
@@ -384,37 +381,32 @@ class Core:
         self,
         poll: Callable[[float], Flow[T]],
         done: Callable[[T], bool],
-        expired: Callable[[], HostupError],
+        expired: Callable[..., HostupError],
         timeout: float,
         schedule: PollSchedule,
     ) -> Flow[T]:
-        """Poll until ``done``; at the deadline raise ``expired()``. A 429 or a transient
-        failure while polling waits and polls again, within the deadline."""
+        """Poll until ``done``; at the deadline raise ``expired()``. A failed poll that may
+        pass (429, 408, 5xx, a lost connection) is waited out and polled again, within the
+        deadline."""
         began = self._clock()
         deadline = began + timeout
         failures = 0
         while True:
             try:
                 result = yield from poll(deadline)
-            except (RateLimitError, APIConnectionError, APIStatusError) as exc:
-                # The statuses a single request retries, plus connection failures.
-                transient = isinstance(exc, RateLimitError | APIConnectionError) or (
-                    isinstance(exc, APIStatusError)
-                    and (exc.status_code in RETRY_STATUSES or exc.status_code >= 500)
-                )
-                if not transient:
+            except HostupError as exc:
+                if not retried_by_waits(exc):
                     raise
-                wait = getattr(exc, "retry_after", None) or self.retry.backoff(failures, self._rng)
+                asked = getattr(exc, "retry_after", None) or None  # a 429's Retry-After
+                wait = asked if asked is not None else self.retry.backoff(failures, self._rng)
                 failures += 1
-                if self._clock() + wait >= deadline:
-                    error = expired()
-                    # Say why it stopped before the deadline: the server asked for a longer wait.
-                    error.args = (
-                        f"{error.args[0]}; stopped early: the API answered "
-                        f"{getattr(exc, 'status_code', type(exc).__name__)} and asked to wait "
-                        f"{wait:g}s, past the deadline",
-                    )
-                    raise error from exc
+                now = self._clock()
+                if now + wait >= deadline:
+                    raise expired(
+                        stopped_early=now < deadline,
+                        server_wait=asked,
+                        failed_status=getattr(exc, "status_code", None),
+                    ) from exc
                 yield Sleep(wait)
                 continue
             if done(result):

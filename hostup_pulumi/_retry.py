@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from ._endpoints import Operation
+from .errors import APIConnectionError, APIStatusError, HostupError
 
 __all__ = [
     "RETRY_STATUSES",
@@ -25,6 +26,7 @@ __all__ = [
     "never_sent",
     "parse_rate_limit_reset",
     "parse_retry_after",
+    "retried_by_waits",
     "retry_delay",
     "server_wait",
 ]
@@ -151,3 +153,11 @@ def retry_delay(
     if op.deadline is not None and clock + delay > op.deadline:
         return None
     return delay
+
+
+def retried_by_waits(error: HostupError) -> bool:
+    """Whether a wait polls again after a poll failed with ``error`` (after the poll's own
+    retries): the statuses a request retries, any 5xx, and connection failures."""
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRY_STATUSES or error.status_code >= 500
+    return isinstance(error, APIConnectionError)

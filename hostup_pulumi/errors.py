@@ -1,17 +1,17 @@
 """The error tree, and building an error from an HTTP response.
 
 Every failure this package raises is a :class:`HostupError`. Errors carry plain data only
-(method, path, status, problem fields): never an ``httpx`` request or response, whose headers
-hold the API key.
+(method, path, status, the :class:`Problem` document): never an ``httpx`` request or
+response, whose headers hold the API key. The facts an error reports are its fields; the
+message is written from them.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ._problem import FieldError, Problem, read_problem
 
 if TYPE_CHECKING:
     from .models import AgentAvailability, AgentExecOutput
@@ -33,6 +33,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Problem",
     "RateLimitError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -89,31 +90,11 @@ class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read, write or pool)."""
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """One entry of a problem document's ``errors[]``: which field, and what was wrong."""
-
-    pointer: str | None
-    detail: str | None
-    code: str | None
-
-    def __str__(self) -> str:
-        text = f"{self.pointer or '(body)'}: {self.detail or 'invalid'}"
-        return f"{text} ({self.code})" if self.code else text
-
-
-# Problem-document members that have their own attribute; anything else is an extension.
-_PROBLEM_FIELDS = {
-    "type", "title", "status", "detail", "code", "instance", "requestId", "timestamp",
-    "errors", "extensions",
-}  # fmt: skip
-
-
 class APIStatusError(HostupError):
     """The API answered with a non-2xx status.
 
-    Branch on ``code`` (stable) and ``status_code``; ``title`` and ``detail`` are for humans
-    and vary between occurrences.
+    ``problem`` holds the problem document's fields (each also readable here: ``code``,
+    ``title``, ``detail``, ...). Branch on ``code`` (stable) and ``status_code``.
     """
 
     status_code: int
@@ -124,15 +105,7 @@ class APIStatusError(HostupError):
         status_code: int,
         method: str,
         path: str,
-        code: str | None = None,
-        title: str | None = None,
-        detail: str | None = None,
-        type: str | None = None,  # the RFC 7807 member name
-        instance: str | None = None,
-        request_id: str | None = None,
-        timestamp: str | None = None,
-        errors: tuple[FieldError, ...] = (),
-        extensions: Mapping[str, Any] | None = None,
+        problem: Problem | None = None,
         headers: Mapping[str, str] | None = None,
         body_excerpt: str | None = None,
         required_scope: str | None = None,
@@ -141,15 +114,7 @@ class APIStatusError(HostupError):
         self.status_code = status_code
         self.method = method
         self.path = path
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.type = type
-        self.instance = instance
-        self.request_id = request_id
-        self.timestamp = timestamp
-        self.errors = errors
-        self.extensions: dict[str, Any] = dict(extensions or {})
+        self.problem = problem or Problem()
         # Response headers minus cookies: a Set-Cookie could carry a session.
         self.headers: dict[str, str] = {
             k: v for k, v in (headers or {}).items() if k.lower() != "set-cookie"
@@ -158,6 +123,51 @@ class APIStatusError(HostupError):
         self.required_scope = required_scope
         self.command_may_have_started = command_may_have_started
         super().__init__(self._message())
+
+    @property
+    def code(self) -> str | None:
+        """The stable machine code (``vps_not_found``, ``rate_limited``, ...)."""
+        return self.problem.code
+
+    @property
+    def title(self) -> str | None:
+        """Short human summary; varies between occurrences."""
+        return self.problem.title
+
+    @property
+    def detail(self) -> str | None:
+        """Human explanation; not stable, never parse it."""
+        return self.problem.detail
+
+    @property
+    def type(self) -> str | None:
+        """The problem type URL (RFC 7807 ``type``)."""
+        return self.problem.type
+
+    @property
+    def instance(self) -> str | None:
+        """The request path the problem is about."""
+        return self.problem.instance
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``requestId`` (or ``X-Request-Id`` header): quote it to HostUp support."""
+        return self.problem.request_id
+
+    @property
+    def timestamp(self) -> str | None:
+        """When the server saw the problem (ISO 8601)."""
+        return self.problem.timestamp
+
+    @property
+    def errors(self) -> tuple[FieldError, ...]:
+        """Field errors (``errors[]``) of an ``invalid_request``."""
+        return self.problem.errors
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """Extension members, nested or top-level (a copy)."""
+        return dict(self.problem.extensions)
 
     def _message(self) -> str:
         head = f"HTTP {self.status_code}"
@@ -270,8 +280,14 @@ class AgentUnavailableError(HostupError):
 
 
 class CommandTimeoutError(HostupError):
-    """A wait passed its deadline. ``last_output`` / ``last_availability`` hold the last state
-    seen (command output is not put into the message: it may be secret)."""
+    """A wait passed its deadline, or stopped just before it (``stopped_early``).
+
+    ``last_output`` / ``last_availability`` hold the last state seen (command output is not
+    put into the message: it may be secret). A wait stops early when its last poll failed
+    and the next could not be sent before the deadline: ``server_wait`` is then the wait the
+    API asked for (a 429's ``Retry-After``), ``failed_status`` the failed poll's HTTP status,
+    and ``__cause__`` the failure itself.
+    """
 
     def __init__(
         self,
@@ -282,12 +298,30 @@ class CommandTimeoutError(HostupError):
         pid: int | None = None,
         last_output: AgentExecOutput | None = None,
         last_availability: AgentAvailability | None = None,
+        stopped_early: bool = False,
+        server_wait: float | None = None,
+        failed_status: int | None = None,
     ) -> None:
         self.vps_id = vps_id
         self.pid = pid
         self.timeout = timeout
         self.last_output = last_output
         self.last_availability = last_availability
+        self.stopped_early = stopped_early
+        self.server_wait = server_wait
+        self.failed_status = failed_status
+        if stopped_early:
+            answered = f"HTTP {failed_status}" if failed_status else "an error"
+            if server_wait is not None:
+                message += (
+                    f"; stopped early: the API answered {answered} and asked to wait "
+                    f"{server_wait:g}s, past the deadline"
+                )
+            else:
+                message += (
+                    f"; stopped early: the last poll failed ({answered}) and another try "
+                    "would pass the deadline"
+                )
         super().__init__(message)
 
 
@@ -326,34 +360,6 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     429: RateLimitError,
 }
 
-_TAGS = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
-
-
-def _excerpt(body: bytes, limit: int = 160) -> str:
-    """A short, single-line, tag-free excerpt of a non-JSON body (an HTML proxy page)."""
-    text = body[: limit * 8].decode("utf-8", errors="replace")
-    text = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _field_errors(value: object) -> tuple[FieldError, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(
-        FieldError(
-            pointer=_str_or_none(item.get("pointer")),
-            detail=_str_or_none(item.get("detail")),
-            code=_str_or_none(item.get("code")),
-        )
-        for item in value
-        if isinstance(item, dict)
-    )
-
 
 def error_from_response(
     *,
@@ -371,18 +377,7 @@ def error_from_response(
     A problem document gives its fields; anything else (an HTML 502 from a proxy) still gives
     the class for its status, with a short excerpt of the body.
     """
-    problem: dict[str, Any] = {}
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
-    if isinstance(parsed, dict):
-        problem = parsed
-    extensions: dict[str, Any] = {}
-    if isinstance(problem.get("extensions"), dict):
-        extensions.update(problem["extensions"])
-    # Some endpoints put extension members at the top level (e.g. blockerReasons).
-    extensions.update({k: v for k, v in problem.items() if k not in _PROBLEM_FIELDS})
+    problem, excerpt = read_problem(body, headers)
     cls = _STATUS_CLASSES.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError
@@ -390,18 +385,9 @@ def error_from_response(
         "status_code": status_code,
         "method": method,
         "path": path,
-        "code": _str_or_none(problem.get("code")),
-        "title": _str_or_none(problem.get("title")),
-        "detail": _str_or_none(problem.get("detail")),
-        "type": _str_or_none(problem.get("type")),
-        "instance": _str_or_none(problem.get("instance")),
-        "request_id": _str_or_none(problem.get("requestId"))
-        or _str_or_none(headers.get("x-request-id")),
-        "timestamp": _str_or_none(problem.get("timestamp")),
-        "errors": _field_errors(problem.get("errors")),
-        "extensions": extensions,
+        "problem": problem,
         "headers": headers,
-        "body_excerpt": None if problem else (_excerpt(body) or None),
+        "body_excerpt": excerpt,
         "required_scope": required_scope,
         "command_may_have_started": command_may_have_started,
     }

@@ -927,6 +927,12 @@ def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
     assert isinstance(info.value.__cause__, RateLimitError)
     assert info.value.last_output is not None
     assert len(driver.requests) == 2
+    assert str(info.value) == (
+        f"command pid 4242 on {VID} did not exit within 10s (still running); raise the "
+        "timeout, or read the output later by pid; stopped early: the API answered HTTP 429 "
+        "and asked to wait 50s, past the deadline"
+    )
+    assert (info.value.stopped_early, info.value.server_wait) == (True, 50.0)
 
 
 def test_wait_for_exec_timeout_without_any_answer() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -19,6 +20,7 @@ from hostup_pulumi.errors import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    Problem,
     RateLimitError,
     UnprocessableEntityError,
     error_from_response,
@@ -135,6 +137,54 @@ def test_problem_is_parsed_whatever_the_content_type(content_type: str) -> None:
     assert error.request_id == "req_01hxa3b4c5d6e7f8g9h0j1k2m3"
     assert error.timestamp == "2026-04-27T12:34:56.000Z"
     assert error.body_excerpt is None
+
+
+def test_the_problem_fields_are_one_frozen_value() -> None:
+    error = build(404, problem(404, "vps_not_found", blockerReasons=["x"]))
+    assert error.problem == Problem(
+        type="https://developer.hostup.se/errors/vps_not_found",
+        title="Something went wrong",
+        status=404,
+        detail="A human explanation",
+        code="vps_not_found",
+        instance=PATH,
+        request_id="req_01hxa3b4c5d6e7f8g9h0j1k2m3",
+        timestamp="2026-04-27T12:34:56.000Z",
+        errors=(),
+        extensions={"blockerReasons": ["x"]},
+    )
+    assert hostup.Problem is Problem
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        error.problem.code = "other"  # type: ignore[misc]
+    # The error's attributes read the same value.
+    assert (error.code, error.title, error.detail, error.type) == (
+        "vps_not_found",
+        "Something went wrong",
+        "A human explanation",
+        "https://developer.hostup.se/errors/vps_not_found",
+    )
+    assert (error.instance, error.request_id, error.timestamp) == (
+        PATH,
+        "req_01hxa3b4c5d6e7f8g9h0j1k2m3",
+        "2026-04-27T12:34:56.000Z",
+    )
+    assert error.extensions == {"blockerReasons": ["x"]}
+
+
+def test_a_status_error_can_be_built_from_a_problem() -> None:
+    error = NotFoundError(
+        status_code=404,
+        method="GET",
+        path="/api/v2/vps/vps_abcdef",
+        problem=Problem(code="vps_not_found", title="No such VPS", request_id="req_1"),
+    )
+    assert str(error) == (
+        "HTTP 404 vps_not_found on GET /api/v2/vps/vps_abcdef: No such VPS. request id req_1"
+    )
+    assert error.problem.status is None  # the body's own status member; none was given
+    bare = APIStatusError(status_code=418, method="GET", path="/x")
+    assert bare.problem == Problem()
+    assert str(bare) == "HTTP 418 on GET /x"
 
 
 def test_field_errors_are_parsed_and_named_in_the_message() -> None:
@@ -323,6 +373,28 @@ def test_command_failed_error_names_exit_code_but_not_output() -> None:
     assert error.output.stdout == "s3cret-out"
 
 
+def test_command_timeout_error_that_stopped_early_says_why_from_its_fields() -> None:
+    asked = hostup.CommandTimeoutError(
+        "command pid 7 on vps_abcdef123 did not exit within 10s (still running)",
+        vps_id="vps_abcdef123", timeout=10.0, pid=7,
+        stopped_early=True, server_wait=50.0, failed_status=429,
+    )  # fmt: skip
+    assert str(asked) == (
+        "command pid 7 on vps_abcdef123 did not exit within 10s (still running); stopped "
+        "early: the API answered HTTP 429 and asked to wait 50s, past the deadline"
+    )
+    assert (asked.stopped_early, asked.server_wait, asked.failed_status) == (True, 50.0, 429)
+    failing = hostup.CommandTimeoutError(
+        "late", vps_id="vps_abcdef123", timeout=10.0, stopped_early=True, failed_status=503
+    )
+    assert str(failing) == (
+        "late; stopped early: the last poll failed (HTTP 503) and another try would pass the "
+        "deadline"
+    )
+    plain = hostup.CommandTimeoutError("late", vps_id="vps_abcdef123", timeout=10.0)
+    assert (str(plain), plain.stopped_early, plain.server_wait) == ("late", False, None)
+
+
 def test_command_timeout_error_keeps_last_output() -> None:
     output = hostup.AgentExecOutput(exited=False, stdout="partial")
     error = hostup.CommandTimeoutError(
@@ -352,14 +424,21 @@ def test_every_error_survives_pickling() -> None:
         CommandTimeoutError(
             "late", vps_id="vps_0123456789", timeout=1.0, pid=7, last_output=output
         ),
+        CommandTimeoutError(
+            "late", vps_id="vps_0123456789", timeout=1.0, stopped_early=True, server_wait=9.0
+        ),
         CommandFailedError(vps_id="vps_0123456789", pid=7, exit_code=3, output=output),
         ValidationError("bad id"),
+        build(404, problem(404, "vps_not_found", errors=[{"pointer": "/x"}], extra={"a": 1})),
+        build(429, problem(429, "rate_limited"), retry_after=2.5),
+        build(502, b"<html>bad gateway</html>", command_may_have_started=True),
+        APITimeoutError("GET x timed out", method="GET", path="x"),
     ]
     for error in errors:
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
         assert str(copy) == str(error)
-        assert copy.__dict__.keys() == error.__dict__.keys()
+        assert copy.__dict__ == error.__dict__
 
 
 def test_a_403_that_is_not_about_scopes_does_not_blame_the_scope() -> None:
