@@ -406,7 +406,7 @@ def test_check_config_names_the_bad_property(native: Native) -> None:
 def test_a_long_wait_reports_progress(
     native: Native, sim: HostupSimulator, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr("hostup_pulumi.lifecycle.PROGRESS_EVERY", 0.3)
+    monkeypatch.setattr("hostup_pulumi.lifecycle.agent_exec_result.PROGRESS_EVERY", 0.3)
     sim.script_command("sleep 1", duration=1.0)
     _, cmd = start(native, "sleep 1")
     native.create(RESULT, result_inputs(native, cmd))
