@@ -451,3 +451,17 @@ def test_the_two_hosts_agree_on_threads(sim: HostupSimulator, capsys: Any) -> No
     for thread in threads:
         thread.join()
     assert len({r[1]["pid"] for r in results}) == 4
+
+
+def test_run_time_code_never_imports_the_test_tooling() -> None:
+    # The client, the Pulumi surface, the lifecycle and the plugin load without testing/.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hostup_pulumi, hostup_pulumi.native, hostup_pulumi.resources, "
+        "hostup_pulumi.provider._experimental, hostup_pulumi.lifecycle, hostup_pulumi.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('hostup_pulumi.testing')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
