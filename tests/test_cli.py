@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,9 +98,9 @@ class Cli:
 
 
 @pytest.fixture
-def sim() -> Iterator[HostupSimulator]:
-    with HostupSimulator() as simulator:
-        yield simulator
+def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator fixture (started, empty)."""
+    return hostup_simulator
 
 
 @pytest.fixture(params=["subprocess", "in-process"])

@@ -5,7 +5,7 @@ with nothing captured from the program."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -37,9 +37,9 @@ StartProvider = Callable[..., ProviderProcess]
 
 
 @pytest.fixture
-def sim() -> Iterator[HostupSimulator]:
-    with HostupSimulator() as simulator:
-        yield simulator
+def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator fixture (started, empty)."""
+    return hostup_simulator
 
 
 def blob_from_a_program_with_a_wrong_key(cls: type[dyn.ResourceProvider]) -> str:

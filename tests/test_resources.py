@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dill
@@ -47,9 +47,9 @@ ProviderFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def sim() -> Iterator[HostupSimulator]:
-    with HostupSimulator() as simulator:
-        yield simulator
+def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator fixture (started, empty)."""
+    return hostup_simulator
 
 
 def configured(
