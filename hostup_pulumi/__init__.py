@@ -4,6 +4,8 @@ The public face: re-exports only. See the README for configuration and examples.
 """
 
 from . import native
+from ._pacing import PollSchedule
+from ._retry import RetryPolicy
 from ._version import __version__
 from .client import AsyncHostupClient, HostupClient
 from .errors import (
@@ -78,10 +80,12 @@ __all__ = [
     "NotFoundError",
     "OperatingSystem",
     "PermissionDeniedError",
+    "PollSchedule",
     "Problem",
     "Provider",
     "RateLimitError",
     "Resources",
+    "RetryPolicy",
     "Settings",
     "UnprocessableEntityError",
     "ValidationError",

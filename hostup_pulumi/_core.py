@@ -123,8 +123,12 @@ class Core:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        poll: PollSchedule | None = None,
     ) -> None:
         self.settings = settings
+        # One schedule for both waits when given; else each wait's own default.
+        self._exec_poll = poll or EXEC_POLL
+        self._available_poll = poll or AVAILABILITY_POLL
         self.retry = retry or RetryPolicy(max_retries=settings.max_retries)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._clock = clock
@@ -303,9 +307,7 @@ class Core:
             seen.add(page.next_cursor)
             cursor = page.next_cursor
 
-    def wait_for_agent_exec(
-        self, vps_id: str, pid: int, timeout: float, schedule: PollSchedule = EXEC_POLL
-    ) -> Flow[AgentExecOutput]:
+    def wait_for_agent_exec(self, vps_id: str, pid: int, timeout: float) -> Flow[AgentExecOutput]:
         """Poll a command's output until it exits or ``timeout`` seconds pass."""
         pid = validate_pid(pid)
         validate_seconds(timeout)
@@ -328,11 +330,9 @@ class Core:
                 vps_id=vps_id, pid=pid, timeout=timeout, last_output=last, **stop,
             )  # fmt: skip
 
-        return (yield from self._poll_until(poll, done, expired, timeout, schedule))
+        return (yield from self._poll_until(poll, done, expired, timeout, self._exec_poll))
 
-    def wait_for_agent_available(
-        self, vps_id: str, timeout: float, schedule: PollSchedule = AVAILABILITY_POLL
-    ) -> Flow[AgentAvailability]:
+    def wait_for_agent_available(self, vps_id: str, timeout: float) -> Flow[AgentAvailability]:
         """Probe until command execution is available or ``timeout`` seconds pass."""
         validate_vps_id(vps_id)
         validate_seconds(timeout)
@@ -355,7 +355,7 @@ class Core:
                 vps_id=vps_id, timeout=timeout, last_availability=last, **stop,
             )  # fmt: skip
 
-        return (yield from self._poll_until(poll, done, expired, timeout, schedule))
+        return (yield from self._poll_until(poll, done, expired, timeout, self._available_poll))
 
     def require_agent_available(
         self, vps_id: str, wait_timeout: float | None

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from ._core import Core, Flow, Send, Sleep
+from ._pacing import PollSchedule
+from ._retry import RetryPolicy
 from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings
@@ -49,6 +51,9 @@ class _ClientBase:
         timeout: float | None,
         max_retries: int | None,
         settings: Settings | None,
+        retry: RetryPolicy | None,
+        poll: PollSchedule | None,
+        clock: Callable[[], float] | None,
     ) -> None:
         if settings is None:
             settings = Settings.resolve(
@@ -58,7 +63,7 @@ class _ClientBase:
                 timeout=timeout,
                 max_retries=max_retries,
             )
-        self._core = Core(settings)
+        self._core = Core(settings, retry=retry, poll=poll, clock=clock or time.monotonic)
 
     @property
     def settings(self) -> Settings:
@@ -81,6 +86,11 @@ class HostupClient(_ClientBase):
     (``hostup_session``), else ``HOSTUP_API_KEY`` / ``HOSTUP_SESSION_COOKIE``. ``timeout`` is
     the read timeout in seconds (connect: 5 s); ``max_retries`` applies to safe retries only.
     Use as a context manager, or call :meth:`close`.
+
+    Tuning, and seams for tests: ``retry`` (a :class:`RetryPolicy`: its ``max_retries`` wins
+    over ``max_retries``), ``poll`` (one :class:`PollSchedule` for both waits, instead of
+    their defaults), ``clock`` (a monotonic clock for deadlines) and ``sleep`` (called for
+    every wait between requests; ``time.sleep`` by default).
     """
 
     def __init__(
@@ -93,8 +103,14 @@ class HostupClient(_ClientBase):
         max_retries: int | None = None,
         settings: Settings | None = None,
         transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollSchedule | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
-        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings)
+        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings,
+                         retry, poll, clock)  # fmt: skip
+        self._sleep = sleep or time.sleep
         self._http = httpx.Client(transport=transport, timeout=self._core.timeout())
 
     def _run(self, flow: Flow[T]) -> T:
@@ -104,7 +120,7 @@ class HostupClient(_ClientBase):
             while True:
                 step = flow.send(outcome)
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    self._sleep(step.seconds)
                     outcome = None
                     continue
                 try:
@@ -215,7 +231,9 @@ class AsyncHostupClient(_ClientBase):
 
     ``max_concurrency`` (default 16, or ``settings.max_concurrency``) bounds requests in
     flight and pooled connections; a 429 seen by any
-    call slows every call of this client until the server's wait has passed.
+    call slows every call of this client until the server's wait has passed. ``retry``,
+    ``poll``, ``clock`` and ``sleep`` (a coroutine function; ``asyncio.sleep`` by default)
+    are as for :class:`HostupClient`.
     """
 
     def __init__(
@@ -229,8 +247,14 @@ class AsyncHostupClient(_ClientBase):
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollSchedule | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
-        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings)
+        super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings,
+                         retry, poll, clock)  # fmt: skip
+        self._sleep = sleep or asyncio.sleep
         if max_concurrency is None:
             max_concurrency = self._core.settings.max_concurrency
         if (
@@ -271,7 +295,7 @@ class AsyncHostupClient(_ClientBase):
                     if not step.admission:
                         self._slots.release()
                         holding = False
-                    await asyncio.sleep(step.seconds)
+                    await self._sleep(step.seconds)
                     continue
                 try:
                     outcome = await self._send(step)

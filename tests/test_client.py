@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import FlowDriver, eventually, simulator
 
 from hostup_pulumi import (
     AgentAvailability,
@@ -35,21 +36,27 @@ from hostup_pulumi import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    PollSchedule,
     RateLimitError,
+    RetryPolicy,
+    Settings,
     ValidationError,
     Vps,
 )
-from hostup_pulumi._core import Core, Operation, PollSchedule, RetryPolicy
+from hostup_pulumi._core import Core
+from hostup_pulumi._endpoints import Operation
 from hostup_pulumi.testing import Fault, HostupSimulator
 
 KINDS = ["sync", "async"]
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+#: Polls every few hundredths of a second instead of the production schedule.
+FAST_POLL = PollSchedule(first=0.02, growth=0.1, cap=0.1)
 
 
 class Api:
     """Makes the same calls through HostupClient or AsyncHostupClient (one client, kept for
-    the test; the async one on its own event loop), with retry delays of hundredths of a
-    second."""
+    the test; the async one on its own event loop), with retry delays and poll intervals of
+    hundredths of a second."""
 
     def __init__(self, kind: str, sim: HostupSimulator | None = None, **client_kw: Any) -> None:
         self.kind = kind
@@ -57,6 +64,14 @@ class Api:
             {} if sim is None else {"api_key": sim.api_key, "base_url": sim.base_url}
         )
         self.kw.update(client_kw)
+        retries = self.kw.get("max_retries")
+        self.kw.setdefault("poll", FAST_POLL)
+        self.kw.setdefault(
+            "retry",
+            RetryPolicy(
+                max_retries=2 if retries is None else retries, initial_delay=0.01, max_delay=0.05
+            ),
+        )
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -67,9 +82,6 @@ class Api:
             else:
                 self._loop = asyncio.new_event_loop()
                 self._client = AsyncHostupClient(**self.kw)
-            self._client._core.retry = RetryPolicy(
-                max_retries=self._client.settings.max_retries, initial_delay=0.01, max_delay=0.05
-            )
         return self._client
 
     def close(self) -> None:
@@ -120,24 +132,9 @@ class Api:
         return result
 
 
-def eventually(check: Callable[[], bool], within: float = 2.0) -> bool:
-    """Whether ``check`` becomes true within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
-    return hostup_simulator
 
 
 @pytest.fixture
@@ -164,14 +161,6 @@ def vid(sim: HostupSimulator) -> str:
     return sim.add_vps(name="web-01", primary_ip="192.0.2.10")
 
 
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll every few hundredths of a second instead of the production schedule."""
-    fast = PollSchedule(first=0.02, growth=0.1, cap=0.1)
-    monkeypatch.setattr(Core.wait_for_agent_exec, "__defaults__", (fast,))
-    monkeypatch.setattr(Core.wait_for_agent_available, "__defaults__", (fast,))
-
-
 # -- every method over loopback -------------------------------------------------------------
 
 
@@ -188,7 +177,7 @@ def test_get_agent_availability(api: Api, sim: HostupSimulator, vid: str) -> Non
     assert all(r.has_auth for r in sim.requests)
 
 
-def test_start_then_read_output(api: Api, sim: HostupSimulator, vid: str, fast_polls: None) -> None:
+def test_start_then_read_output(api: Api, sim: HostupSimulator, vid: str) -> None:
     sim.script_command(
         "uname -a",
         stdout="Linux web-01\n",
@@ -221,13 +210,13 @@ def test_get_agent_exec_output_while_running(api: Api, sim: HostupSimulator, vid
     assert output.exit_code is None
 
 
-def test_default_interpreter_exit_code(api: Api, vid: str, fast_polls: None) -> None:
+def test_default_interpreter_exit_code(api: Api, vid: str) -> None:
     started = api("start_agent_exec", vid, "echo hi; exit 7")
     output = api("wait_for_agent_exec", vid, started.pid, timeout=5)
     assert (output.stdout, output.exit_code) == ("hi\n", 7)
 
 
-def test_wait_for_agent_exec_deadline(api: Api, vid: str, fast_polls: None) -> None:
+def test_wait_for_agent_exec_deadline(api: Api, vid: str) -> None:
     started = api("start_agent_exec", vid, "echo partial && sleep 30")
     began = time.monotonic()
     with pytest.raises(CommandTimeoutError) as info:
@@ -238,9 +227,7 @@ def test_wait_for_agent_exec_deadline(api: Api, vid: str, fast_polls: None) -> N
     assert info.value.last_output.exited is False
 
 
-def test_wait_for_agent_available(
-    api: Api, sim: HostupSimulator, vid: str, fast_polls: None
-) -> None:
+def test_wait_for_agent_available(api: Api, sim: HostupSimulator, vid: str) -> None:
     sim.set_agent(vid, available=False, reason="QEMU guest agent is not responding")
     timer = threading.Timer(0.2, lambda: sim.set_agent(vid, available=True))
     timer.start()
@@ -252,9 +239,7 @@ def test_wait_for_agent_available(
     assert sim.count("probe") >= 2
 
 
-def test_wait_for_agent_available_deadline(
-    api: Api, sim: HostupSimulator, vid: str, fast_polls: None
-) -> None:
+def test_wait_for_agent_available_deadline(api: Api, sim: HostupSimulator, vid: str) -> None:
     sim.set_agent(vid, available=False, reason="agent is not responding")
     with pytest.raises(CommandTimeoutError) as info:
         api("wait_for_agent_available", vid, timeout=0.3)
@@ -395,35 +380,21 @@ def test_400_blocked_command(api: Api, sim: HostupSimulator, vid: str) -> None:
 
 
 def test_400_invalid_request_with_field_errors_from_the_server(
-    kind: str, sim: HostupSimulator, vid: str
+    sim: HostupSimulator, vid: str
 ) -> None:
-    # The client refuses bad commands itself, so send a body it would never build.
-    def flow(client: Any) -> Any:
-        core = client._core
-        op = Operation(
-            "start_agent_exec",
-            "POST",
-            f"/api/v2/vps/{vid}/agent/exec",
-            "write:vm",
-            body={"command": 42},
-            starts_command=True,
-        )
-        return client._run(core._start(op))
-
-    if kind == "sync":
-        with (
-            HostupClient(sim.api_key, base_url=sim.base_url) as client,
-            pytest.raises(BadRequestError) as info,
-        ):
-            flow(client)
-    else:
-
-        async def run() -> None:
-            async with AsyncHostupClient(sim.api_key, base_url=sim.base_url) as client:
-                await flow(client)
-
-        with pytest.raises(BadRequestError) as info:
-            asyncio.run(run())
+    # The clients refuse bad commands themselves: drive the core's flow with a body they would
+    # never build, sending its requests to the simulator.
+    core = Core(Settings.resolve(api_key=sim.api_key, base_url=sim.base_url, env={}))
+    op = Operation(
+        "start_agent_exec",
+        "POST",
+        f"/api/v2/vps/{vid}/agent/exec",
+        "write:vm",
+        body={"command": 42},
+        starts_command=True,
+    )
+    with httpx.Client() as http, pytest.raises(BadRequestError) as info:
+        FlowDriver(http.send).run(core.call(op, AgentExecStarted))
     error = info.value
     assert error.code == "invalid_request"
     assert len(error.errors) == 1
@@ -457,7 +428,7 @@ def test_429_from_the_simulators_limiter_is_survived() -> None:
     # The limiter answers whole seconds in Retry-After (at least 1 s): one client kind only.
     # The client paces itself by the X-RateLimit-* headers (tests/test_pacing.py), so the
     # budget is emptied by another consumer of the key, which no client can foresee.
-    with HostupSimulator(rate_limit=1.0, burst=2) as limited:
+    with simulator(rate_limit=1.0, burst=2) as limited:
         target = limited.add_vps(name="web-01")
         auth = {"Authorization": f"Bearer {limited.api_key}"}
         with httpx.Client(base_url=limited.base_url, headers=auth) as other:
@@ -608,7 +579,7 @@ def test_post_start_is_retried_after_a_429(api: Api, sim: HostupSimulator, vid: 
 def test_post_start_is_retried_when_the_server_cannot_be_reached(
     make_api: Callable[..., Api], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with HostupSimulator() as gone:
+    with simulator() as gone:
         url, key = gone.base_url, gone.api_key
     api = make_api(api_key=key, base_url=url, max_retries=2)
     with pytest.raises(APIConnectionError) as info:
@@ -632,7 +603,7 @@ def test_timeout_per_call(api: Api, sim: HostupSimulator, vid: str) -> None:
 
 
 def test_wait_keeps_polling_through_faults(
-    make_api: Callable[..., Api], sim: HostupSimulator, vid: str, fast_polls: None
+    make_api: Callable[..., Api], sim: HostupSimulator, vid: str
 ) -> None:
     api = make_api(max_retries=0)
     started = api("start_agent_exec", vid, "echo ok && sleep 0.2")
@@ -681,14 +652,17 @@ def test_repr_of_clients_never_shows_credentials(sim: HostupSimulator) -> None:
 def test_context_managers_close(sim: HostupSimulator, vid: str) -> None:
     with HostupClient(sim.api_key, base_url=sim.base_url) as client:
         client.get_vps(vid)
-    assert client._http.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client.get_vps(vid)
 
-    async def run() -> AsyncHostupClient:
+    async def run() -> None:
         async with AsyncHostupClient(sim.api_key, base_url=sim.base_url) as client:
             await client.get_vps(vid)
-        return client
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.get_vps(vid)
 
-    assert asyncio.run(run())._http.is_closed
+    asyncio.run(run())
+    assert sim.count("get_vps") == 2  # nothing was sent once closed
 
 
 def test_async_client_bounds_concurrency(sim: HostupSimulator) -> None:

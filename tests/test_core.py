@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Generator
+import weakref
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
 import httpx
 import pytest
+from helpers import Answer, FakeClock, FlowDriver
 
 from hostup_pulumi import (
     APIConnectionError,
@@ -35,7 +37,7 @@ from hostup_pulumi import (
     Vps,
 )
 from hostup_pulumi import _endpoints as endpoints
-from hostup_pulumi._core import Core, Sleep
+from hostup_pulumi._core import Core
 from hostup_pulumi._endpoints import USER_AGENT, Operation
 from hostup_pulumi._pacing import PollSchedule
 from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after, server_wait
@@ -45,80 +47,41 @@ BASE = "https://api.example.test"
 VID = "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
 NOW = datetime(2026, 4, 27, 12, 0, 0, tzinfo=timezone.utc)
 
-Answer = httpx.Response | Exception
-
-
-class Clock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+#: Each core's fake clock, for the flow driver (a test sees the core, not its clock).
+_CLOCKS: weakref.WeakKeyDictionary[Core, FakeClock] = weakref.WeakKeyDictionary()
 
 
 def make_core(
     *,
     max_retries: int = 2,
-    clock: Clock | None = None,
+    clock: FakeClock | None = None,
     session_cookie: str | None = None,
     api_key: str | None = KEY,
     base_url: str = BASE,
+    poll: PollSchedule | None = None,
     **retry: Any,
 ) -> Core:
     settings = Settings.resolve(
         api_key=api_key, session_cookie=session_cookie, base_url=base_url, env={}
     )
-    return Core(
+    clock = clock if clock is not None else FakeClock(1000.0)
+    core = Core(
         settings,
         retry=RetryPolicy(max_retries=max_retries, **retry),
         rng=random.Random(7),
-        clock=clock or Clock(),
+        clock=clock,
         now=lambda: NOW,
+        poll=poll,
     )
+    _CLOCKS[core] = clock
+    return core
 
 
-class Driver:
-    """Runs a core flow: answers each Send from ``answers`` (in order), advances the fake
-    clock on each Sleep (and by ``latency`` per request), and records both."""
-
-    def __init__(
-        self,
-        core: Core,
-        answers: list[Answer] | Callable[[httpx.Request], Answer],
-        latency: float = 0.0,
-    ) -> None:
-        self.clock: Clock = core._clock  # type: ignore[assignment]
-        self.answers = answers
-        self.latency = latency
-        self.requests: list[httpx.Request] = []
-        self.sleeps: list[float] = []
-
-    def _answer(self, request: httpx.Request) -> Answer:
-        if callable(self.answers):
-            return self.answers(request)
-        assert self.answers, f"unexpected extra request {request.method} {request.url}"
-        return self.answers.pop(0)
-
-    def run(self, flow: Generator[Any, Any, Any]) -> Any:
-        outcome: Any = None
-        try:
-            while True:
-                step = flow.send(outcome)
-                if isinstance(step, Sleep):
-                    assert step.seconds >= 0
-                    self.sleeps.append(step.seconds)
-                    self.clock.t += step.seconds
-                    outcome = None
-                else:
-                    self.requests.append(step.request)
-                    outcome = self._answer(step.request)
-                    self.clock.t += self.latency
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            flow.close()
+def driver_for(
+    core: Core, answers: list[Answer] | Callable[[httpx.Request], Answer], latency: float = 0.0
+) -> FlowDriver:
+    """A FlowDriver on ``core``'s clock."""
+    return FlowDriver(answers, _CLOCKS[core], latency)
 
 
 def resp(
@@ -244,7 +207,7 @@ def test_no_retry_beyond_max_retries() -> None:
 
 
 def test_no_retry_that_would_pass_the_deadline() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     core = make_core(clock=clock)
     op = endpoints.get_agent_availability(VID, deadline=clock.t + 1.0)
     assert core.retry_delay(op, 0, resp(503, headers={"retry-after": "0.5"})) == 0.5
@@ -256,7 +219,7 @@ def test_no_retry_that_would_pass_the_deadline() -> None:
 
 def test_get_retried_then_succeeds() -> None:
     core = make_core()
-    driver = Driver(
+    driver = driver_for(
         core,
         [problem(503, "upstream_unavailable"), resp(502, content=b"<html/>"), resp(200, OK_PROBE)],
     )
@@ -268,7 +231,7 @@ def test_get_retried_then_succeeds() -> None:
 
 def test_get_gives_up_after_max_retries_with_the_last_error() -> None:
     core = make_core(max_retries=2)
-    driver = Driver(core, [problem(503, "upstream_unavailable")] * 3)
+    driver = driver_for(core, [problem(503, "upstream_unavailable")] * 3)
     with pytest.raises(InternalServerError) as info:
         driver.run(core.get_vps(VID))
     assert info.value.status_code == 503
@@ -288,7 +251,7 @@ def test_get_gives_up_after_max_retries_with_the_last_error() -> None:
 )
 def test_get_client_error_raised_after_one_request(status: int, code: str, cls: type) -> None:
     core = make_core()
-    driver = Driver(core, [problem(status, code)])
+    driver = driver_for(core, [problem(status, code)])
     with pytest.raises(cls) as info:
         driver.run(core.get_agent_availability(VID))
     assert info.value.code == code
@@ -298,7 +261,7 @@ def test_get_client_error_raised_after_one_request(status: int, code: str, cls: 
 
 def test_get_connection_errors_exhausted_give_api_connection_error() -> None:
     core = make_core(max_retries=1)
-    driver = Driver(core, [httpx.ConnectError("refused"), httpx.ConnectError("refused")])
+    driver = driver_for(core, [httpx.ConnectError("refused"), httpx.ConnectError("refused")])
     with pytest.raises(APIConnectionError) as info:
         driver.run(core.get_agent_availability(VID))
     assert not isinstance(info.value, APITimeoutError)
@@ -309,7 +272,7 @@ def test_get_connection_errors_exhausted_give_api_connection_error() -> None:
 
 def test_get_read_timeouts_exhausted_give_api_timeout_error() -> None:
     core = make_core(max_retries=1)
-    driver = Driver(core, [httpx.ReadTimeout("timed out")] * 2)
+    driver = driver_for(core, [httpx.ReadTimeout("timed out")] * 2)
     with pytest.raises(APITimeoutError) as info:
         driver.run(core.get_agent_exec_output(VID, 4242))
     assert info.value.method == "GET"
@@ -320,7 +283,7 @@ def test_get_read_timeouts_exhausted_give_api_timeout_error() -> None:
 @pytest.mark.parametrize("exc", NEVER_SENT_ERRORS, ids=lambda e: type(e).__name__)
 def test_post_exec_retried_after_connect_failure_then_starts_once(exc: Exception) -> None:
     core = make_core()
-    driver = Driver(core, [exc, resp(200, STARTED)])
+    driver = driver_for(core, [exc, resp(200, STARTED)])
     started = driver.run(core.start_agent_exec(VID, "uname -a"))
     assert started.pid == 4242
     assert len(driver.requests) == 2
@@ -328,7 +291,7 @@ def test_post_exec_retried_after_connect_failure_then_starts_once(exc: Exception
 
 def test_post_exec_retried_after_429() -> None:
     core = make_core()
-    driver = Driver(
+    driver = driver_for(
         core, [problem(429, "rate_limited", **{"retry-after": "1"}), resp(200, STARTED)]
     )
     assert driver.run(core.start_agent_exec(VID, "uname -a")).pid == 4242
@@ -338,7 +301,7 @@ def test_post_exec_retried_after_429() -> None:
 
 def test_post_exec_connect_failures_exhausted_did_not_start_the_command() -> None:
     core = make_core(max_retries=1)
-    driver = Driver(core, [httpx.ConnectError("refused")] * 2)
+    driver = driver_for(core, [httpx.ConnectError("refused")] * 2)
     with pytest.raises(APIConnectionError) as info:
         driver.run(core.start_agent_exec(VID, "uname -a"))
     assert info.value.command_may_have_started is False
@@ -348,7 +311,7 @@ def test_post_exec_connect_failures_exhausted_did_not_start_the_command() -> Non
 @pytest.mark.parametrize("exc", MAYBE_SENT_ERRORS, ids=lambda e: type(e).__name__)
 def test_post_exec_sent_once_after_a_dropped_connection_or_timeout(exc: Exception) -> None:
     core = make_core(max_retries=5)
-    driver = Driver(core, [exc])
+    driver = driver_for(core, [exc])
     with pytest.raises(APIConnectionError) as info:
         driver.run(core.start_agent_exec(VID, "uname -a"))
     assert len(driver.requests) == 1
@@ -360,7 +323,7 @@ def test_post_exec_sent_once_after_a_dropped_connection_or_timeout(exc: Exceptio
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_post_exec_sent_once_after_a_5xx(status: int) -> None:
     core = make_core(max_retries=5)
-    driver = Driver(core, [resp(status, content=b"<html><h1>Bad gateway</h1></html>")])
+    driver = driver_for(core, [resp(status, content=b"<html><h1>Bad gateway</h1></html>")])
     with pytest.raises(InternalServerError) as info:
         driver.run(core.start_agent_exec(VID, "uname -a"))
     assert len(driver.requests) == 1
@@ -370,7 +333,7 @@ def test_post_exec_sent_once_after_a_5xx(status: int) -> None:
 
 def test_post_exec_4xx_does_not_claim_the_command_may_have_started() -> None:
     core = make_core()
-    driver = Driver(core, [problem(400, "invalid_request")])
+    driver = driver_for(core, [problem(400, "invalid_request")])
     with pytest.raises(BadRequestError) as info:
         driver.run(core.start_agent_exec(VID, "rm -rf /"))
     assert info.value.command_may_have_started is False
@@ -443,7 +406,8 @@ def test_server_wait_prefers_retry_after_and_falls_back_to_reset() -> None:
 def test_retry_waits_what_the_server_asked() -> None:
     core = make_core()
     date = format_datetime(NOW + timedelta(seconds=5), usegmt=True)
-    driver = Driver(
+    core = make_core(max_retries=3)
+    driver = driver_for(
         core,
         [
             problem(429, "rate_limited", **{"retry-after": "2"}),
@@ -452,20 +416,19 @@ def test_retry_waits_what_the_server_asked() -> None:
             resp(200, OK_PROBE),
         ],
     )
-    core = make_core(max_retries=3, clock=driver.clock)
     driver.run(core.get_agent_availability(VID))
     assert driver.sleeps == [2.0, 3.0, 5.0]
 
 
 def test_server_wait_beyond_the_cap_is_not_retried() -> None:
     core = make_core(max_retries=5, max_server_wait=60.0)
-    driver = Driver(core, [problem(429, "rate_limited", **{"retry-after": "3600"})])
+    driver = driver_for(core, [problem(429, "rate_limited", **{"retry-after": "3600"})])
     with pytest.raises(RateLimitError) as info:
         driver.run(core.get_agent_availability(VID))
     assert info.value.retry_after == 3600
     assert len(driver.requests) == 1
     assert driver.sleeps == []
-    driver = Driver(core, [problem(503, "upstream_unavailable", **{"retry-after": "120"})])
+    driver = driver_for(core, [problem(503, "upstream_unavailable", **{"retry-after": "120"})])
     with pytest.raises(InternalServerError):
         driver.run(core.get_vps(VID))
     assert len(driver.requests) == 1
@@ -473,7 +436,7 @@ def test_server_wait_beyond_the_cap_is_not_retried() -> None:
 
 def test_rate_limit_error_carries_the_server_wait() -> None:
     core = make_core(max_retries=0)
-    driver = Driver(
+    driver = driver_for(
         core, [problem(429, "rate_limited", **{"x-ratelimit-reset": "2026-04-27T12:00:04Z"})]
     )
     with pytest.raises(RateLimitError) as info:
@@ -519,7 +482,7 @@ def test_backoff_doubles_until_the_cap() -> None:
 
 def test_flow_sleeps_follow_the_backoff_when_the_server_gives_no_hint() -> None:
     core = make_core(max_retries=3)
-    driver = Driver(core, [resp(503), httpx.ReadError("reset"), resp(500), resp(200, OK_PROBE)])
+    driver = driver_for(core, [resp(503), httpx.ReadError("reset"), resp(500), resp(200, OK_PROBE)])
     driver.run(core.get_agent_availability(VID))
     policy = core.retry
     assert len(driver.sleeps) == 3
@@ -533,32 +496,32 @@ def test_flow_sleeps_follow_the_backoff_when_the_server_gives_no_hint() -> None:
 
 def test_after_a_429_the_next_call_on_the_same_core_waits() -> None:
     core = make_core(max_retries=0)
-    first = Driver(core, [problem(429, "rate_limited", **{"retry-after": "2"})])
+    first = driver_for(core, [problem(429, "rate_limited", **{"retry-after": "2"})])
     with pytest.raises(RateLimitError):
         first.run(core.get_agent_availability(VID))
     assert core.gate_wait() == 2.0
 
-    second = Driver(core, [resp(200, {"id": VID})])
+    second = driver_for(core, [resp(200, {"id": VID})])
     # The gate applies to any call on this core, not just the one that was limited.
     assert second.run(core.get_vps(VID)).id == VID
     assert second.sleeps == [2.0]
     assert len(second.requests) == 1
     assert core.gate_wait() == 0.0
 
-    third = Driver(core, [resp(200, {"id": VID})])
+    third = driver_for(core, [resp(200, {"id": VID})])
     third.run(core.get_vps(VID))
     assert third.sleeps == []
 
 
 def test_gate_is_per_core() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limited = make_core(max_retries=0, clock=clock)
     other = make_core(max_retries=0, clock=clock)
     with pytest.raises(RateLimitError):
-        Driver(limited, [problem(429, "rate_limited", **{"retry-after": "5"})]).run(
+        driver_for(limited, [problem(429, "rate_limited", **{"retry-after": "5"})]).run(
             limited.get_agent_availability(VID)
         )
-    driver = Driver(other, [resp(200, OK_PROBE)])
+    driver = driver_for(other, [resp(200, OK_PROBE)])
     driver.run(other.get_agent_availability(VID))
     assert driver.sleeps == []
 
@@ -566,14 +529,14 @@ def test_gate_is_per_core() -> None:
 def test_gate_without_server_hint_uses_the_backoff() -> None:
     core = make_core(max_retries=0)
     with pytest.raises(RateLimitError):
-        Driver(core, [problem(429, "rate_limited")]).run(core.get_agent_availability(VID))
+        driver_for(core, [problem(429, "rate_limited")]).run(core.get_agent_availability(VID))
     policy = core.retry
     assert policy.initial_delay * (1 - policy.jitter) <= core.gate_wait() <= policy.initial_delay
 
 
 def test_a_retried_429_waits_once_not_twice() -> None:
     core = make_core()
-    driver = Driver(
+    driver = driver_for(
         core, [problem(429, "rate_limited", **{"retry-after": "1.5"}), resp(200, OK_PROBE)]
     )
     driver.run(core.get_agent_availability(VID))
@@ -632,7 +595,7 @@ def test_list_filters_must_be_non_empty_strings(kwargs: dict[str, Any]) -> None:
 
 
 def test_request_timeouts() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     core = make_core(clock=clock)
     default = core.build_request(endpoints.get_agent_availability(VID)).extensions["timeout"]
     assert default["read"] == core.settings.timeout
@@ -704,7 +667,7 @@ def test_operation_target_shows_path_and_query_only() -> None:
 def test_403_names_the_scope_each_call_needs(make_flow: Callable[[Core], Any], scope: str) -> None:
     core = make_core()
     with pytest.raises(PermissionDeniedError) as info:
-        Driver(core, [problem(403, "forbidden")]).run(make_flow(core))
+        driver_for(core, [problem(403, "forbidden")]).run(make_flow(core))
     assert info.value.required_scope == scope
     assert scope in str(info.value)
 
@@ -718,7 +681,7 @@ def test_403_names_the_scope_each_call_needs(make_flow: Callable[[Core], Any], s
 def test_2xx_with_bad_json_is_a_response_validation_error(content: bytes) -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, content=content)]).run(core.get_agent_availability(VID))
+        driver_for(core, [resp(200, content=content)]).run(core.get_agent_availability(VID))
     assert type(info.value) is APIResponseValidationError
     assert info.value.status_code == 200
     assert "not valid JSON" in str(info.value)
@@ -730,7 +693,7 @@ def test_2xx_with_bad_json_is_a_response_validation_error(content: bytes) -> Non
 def test_2xx_with_the_wrong_shape_is_a_response_validation_error(body: Any) -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, body)]).run(core.get_agent_availability(VID))
+        driver_for(core, [resp(200, body)]).run(core.get_agent_availability(VID))
     assert type(info.value) is APIResponseValidationError
     assert "GET" in str(info.value)
 
@@ -739,7 +702,7 @@ def test_shape_error_message_does_not_echo_the_body() -> None:
     core = make_core()
     body = {"exited": "TOP-SECRET-VALUE", "stdout": ["TOP-SECRET-OUTPUT"]}
     with pytest.raises(APIResponseValidationError) as info:
-        Driver(core, [resp(200, body)]).run(core.get_agent_exec_output(VID, 1))
+        driver_for(core, [resp(200, body)]).run(core.get_agent_exec_output(VID, 1))
     assert "TOP-SECRET" not in str(info.value)
     assert "stdout" in str(info.value)
 
@@ -747,7 +710,7 @@ def test_shape_error_message_does_not_echo_the_body() -> None:
 def test_non_2xx_is_never_parsed_as_a_model() -> None:
     core = make_core()
     with pytest.raises(APIStatusError):
-        Driver(core, [resp(418, OK_PROBE)]).run(core.get_agent_availability(VID))
+        driver_for(core, [resp(418, OK_PROBE)]).run(core.get_agent_availability(VID))
 
 
 # -- starting a command ---------------------------------------------------------------------
@@ -755,7 +718,7 @@ def test_non_2xx_is_never_parsed_as_a_model() -> None:
 
 def test_start_example_gives_an_absolute_poll_url() -> None:
     core = make_core()
-    started = Driver(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
+    started = driver_for(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
     assert started.pid == 4242
     assert started.poll_url == f"{BASE}/api/v2/vps/{VID}/agent/exec?pid=4242"
 
@@ -763,7 +726,7 @@ def test_start_example_gives_an_absolute_poll_url() -> None:
 def test_poll_url_keeps_a_base_url_path_prefix() -> None:
     # The client sends every request to base_url + path; the poll URL must point there too.
     core = make_core(base_url="https://proxy.example.test/hostup")
-    started = Driver(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
+    started = driver_for(core, [resp(200, STARTED)]).run(core.start_agent_exec(VID, "uname -a"))
     assert (
         started.poll_url
         == f"https://proxy.example.test/hostup/api/v2/vps/{VID}/agent/exec?pid=4242"
@@ -784,7 +747,7 @@ def test_poll_url_not_rooted_at_the_api_is_resolved_like_a_link(
     poll_url: str, expected: str
 ) -> None:
     core = make_core()
-    started = Driver(core, [resp(200, {"pid": 4242, "pollUrl": poll_url})]).run(
+    started = driver_for(core, [resp(200, {"pid": 4242, "pollUrl": poll_url})]).run(
         core.start_agent_exec(VID, "uname -a")
     )
     assert started.poll_url == expected
@@ -792,7 +755,7 @@ def test_poll_url_not_rooted_at_the_api_is_resolved_like_a_link(
 
 def test_start_keeps_unknown_fields() -> None:
     core = make_core()
-    started = Driver(core, [resp(200, {**STARTED, "queuedAt": "2026-04-27T12:00:00Z"})]).run(
+    started = driver_for(core, [resp(200, {**STARTED, "queuedAt": "2026-04-27T12:00:00Z"})]).run(
         core.start_agent_exec(VID, "uname -a")
     )
     assert started.extras == {"queuedAt": "2026-04-27T12:00:00Z"}
@@ -800,7 +763,7 @@ def test_start_keeps_unknown_fields() -> None:
 
 def test_start_without_pid_takes_it_from_the_poll_url() -> None:
     core = make_core()
-    started = Driver(core, [resp(200, {"pollUrl": STARTED["pollUrl"]})]).run(
+    started = driver_for(core, [resp(200, {"pollUrl": STARTED["pollUrl"]})]).run(
         core.start_agent_exec(VID, "uname -a")
     )
     assert started.pid == 4242
@@ -820,7 +783,7 @@ def test_start_without_pid_takes_it_from_the_poll_url() -> None:
 )
 def test_200_start_without_a_usable_pid_says_the_command_may_have_started(body: Any) -> None:
     core = make_core(max_retries=5)
-    driver = Driver(core, [resp(200, body)])
+    driver = driver_for(core, [resp(200, body)])
     with pytest.raises(APIResponseValidationError) as info:
         driver.run(core.start_agent_exec(VID, "uname -a"))
     assert "may have started" in str(info.value)
@@ -830,9 +793,9 @@ def test_200_start_without_a_usable_pid_says_the_command_may_have_started(body: 
 def test_200_start_with_a_body_of_the_wrong_shape_says_the_command_may_have_started() -> None:
     core = make_core()
     with pytest.raises(APIResponseValidationError, match="may have started"):
-        Driver(core, [resp(200, {"pid": "four"})]).run(core.start_agent_exec(VID, "ls"))
+        driver_for(core, [resp(200, {"pid": "four"})]).run(core.start_agent_exec(VID, "ls"))
     with pytest.raises(APIResponseValidationError, match="may have started"):
-        Driver(core, [resp(200, content=b"{")]).run(core.start_agent_exec(VID, "ls"))
+        driver_for(core, [resp(200, content=b"{")]).run(core.start_agent_exec(VID, "ls"))
 
 
 # -- polling --------------------------------------------------------------------------------
@@ -850,10 +813,9 @@ def test_poll_schedule_grows_with_elapsed_time_and_is_capped() -> None:
 
 
 def test_wait_for_exec_polls_until_exited() -> None:
-    core = make_core()
-    driver = Driver(core, [running(), running("partial"), exited(3, "all\n")])
-    schedule = PollSchedule(first=0.2, growth=0.5, cap=10.0)
-    output = driver.run(core.wait_for_agent_exec(VID, 4242, timeout=60, schedule=schedule))
+    core = make_core(poll=PollSchedule(first=0.2, growth=0.5, cap=10.0))
+    driver = driver_for(core, [running(), running("partial"), exited(3, "all\n")])
+    output = driver.run(core.wait_for_agent_exec(VID, 4242, timeout=60))
     assert output.exited is True
     assert output.exit_code == 3
     assert output.stdout == "all\n"
@@ -865,7 +827,7 @@ def test_wait_for_exec_polls_until_exited() -> None:
 
 def test_wait_for_exec_returns_at_once_when_already_exited() -> None:
     core = make_core()
-    driver = Driver(core, [exited()])
+    driver = driver_for(core, [exited()])
     assert driver.run(core.wait_for_agent_exec(VID, 4242, timeout=5)).exited
     assert driver.sleeps == []
 
@@ -879,7 +841,7 @@ def test_wait_for_exec_deadline_raises_with_the_last_output() -> None:
         polls += 1
         return running(f"partial-{polls}")
 
-    driver = Driver(core, answer, latency=0.05)
+    driver = driver_for(core, answer, latency=0.05)
     began = driver.clock.t
     with pytest.raises(CommandTimeoutError) as info:
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=3.0))
@@ -898,7 +860,7 @@ def test_wait_for_exec_deadline_raises_with_the_last_output() -> None:
 
 def test_wait_for_exec_keeps_polling_through_a_429() -> None:
     core = make_core(max_retries=0)
-    driver = Driver(
+    driver = driver_for(
         core, [running(), problem(429, "rate_limited", **{"retry-after": "1"}), exited()]
     )
     output = driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30))
@@ -914,14 +876,14 @@ def test_wait_for_exec_keeps_polling_through_a_429() -> None:
 )
 def test_wait_for_exec_keeps_polling_through_transient_failures(failure: Answer) -> None:
     core = make_core(max_retries=0)
-    driver = Driver(core, [failure, failure, exited()])
+    driver = driver_for(core, [failure, failure, exited()])
     assert driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30)).exited
     assert len(driver.requests) == 3
 
 
 def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
     core = make_core(max_retries=0)
-    driver = Driver(core, [running(), problem(429, "rate_limited", **{"retry-after": "50"})])
+    driver = driver_for(core, [running(), problem(429, "rate_limited", **{"retry-after": "50"})])
     with pytest.raises(CommandTimeoutError) as info:
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=10))
     assert isinstance(info.value.__cause__, RateLimitError)
@@ -937,7 +899,7 @@ def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
 
 def test_wait_for_exec_timeout_without_any_answer() -> None:
     core = make_core(max_retries=0)
-    driver = Driver(core, lambda r: httpx.ConnectError("refused"), latency=0.5)
+    driver = driver_for(core, lambda r: httpx.ConnectError("refused"), latency=0.5)
     with pytest.raises(CommandTimeoutError) as info:
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=2))
     assert info.value.last_output is None
@@ -954,7 +916,7 @@ def test_wait_for_exec_timeout_without_any_answer() -> None:
 )
 def test_wait_for_exec_stops_on_a_permanent_error(status: int, code: str, cls: type) -> None:
     core = make_core()
-    driver = Driver(core, [running(), problem(status, code)])
+    driver = driver_for(core, [running(), problem(status, code)])
     with pytest.raises(cls):
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=30))
     assert len(driver.requests) == 2
@@ -963,7 +925,7 @@ def test_wait_for_exec_stops_on_a_permanent_error(status: int, code: str, cls: t
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5", None])
 def test_wait_timeout_must_be_a_positive_number(timeout: Any) -> None:
     core = make_core()
-    driver = Driver(core, [])
+    driver = driver_for(core, [])
     with pytest.raises(ValidationError, match="timeout"):
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=timeout))
     with pytest.raises(ValidationError, match="timeout"):
@@ -973,7 +935,7 @@ def test_wait_timeout_must_be_a_positive_number(timeout: Any) -> None:
 
 def test_wait_arguments_are_validated_before_any_request() -> None:
     core = make_core()
-    driver = Driver(core, [])
+    driver = driver_for(core, [])
     with pytest.raises(ValidationError):
         driver.run(core.wait_for_agent_exec(VID, -1, timeout=5))
     with pytest.raises(ValidationError):
@@ -986,7 +948,7 @@ def test_wait_arguments_are_validated_before_any_request() -> None:
 def test_wait_for_available_polls_until_available() -> None:
     core = make_core()
     unavailable = resp(200, {"available": False, "reason": "VM is not running", "vmRunning": False})
-    driver = Driver(core, [unavailable, unavailable, resp(200, OK_PROBE)])
+    driver = driver_for(core, [unavailable, unavailable, resp(200, OK_PROBE)])
     probe = driver.run(core.wait_for_agent_available(VID, timeout=60))
     assert probe.available is True
     assert len(driver.requests) == 3
@@ -995,7 +957,7 @@ def test_wait_for_available_polls_until_available() -> None:
 
 def test_wait_for_available_deadline_names_the_last_reason() -> None:
     core = make_core()
-    driver = Driver(
+    driver = driver_for(
         core, lambda r: resp(200, {"available": False, "reason": "agent silent", "vmRunning": True})
     )
     with pytest.raises(CommandTimeoutError) as info:
@@ -1008,7 +970,7 @@ def test_wait_for_available_deadline_names_the_last_reason() -> None:
 
 def test_wait_for_available_keeps_polling_through_a_429() -> None:
     core = make_core(max_retries=0)
-    driver = Driver(
+    driver = driver_for(
         core, [problem(429, "rate_limited", **{"retry-after": "2"}), resp(200, OK_PROBE)]
     )
     assert driver.run(core.wait_for_agent_available(VID, timeout=30)).available
@@ -1023,7 +985,7 @@ def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     core = make_core()
-    driver = Driver(
+    driver = driver_for(
         core,
         [
             problem(503, "upstream_unavailable", **{"x-request-id": "req_abc"}),
@@ -1050,7 +1012,7 @@ def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
 def test_no_debug_work_when_debug_is_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="hostup_pulumi")
     core = make_core()
-    Driver(core, [resp(200, OK_PROBE)]).run(core.get_agent_availability(VID))
+    driver_for(core, [resp(200, OK_PROBE)]).run(core.get_agent_availability(VID))
     assert [r for r in caplog.records if r.name == "hostup_pulumi"] == []
 
 

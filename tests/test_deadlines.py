@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from helpers import simulator
 
 from hostup_pulumi import (
     APIConnectionError,
@@ -19,7 +20,7 @@ from hostup_pulumi import (
     RateLimitError,
     ValidationError,
 )
-from hostup_pulumi.testing import Fault, HostupSimulator
+from hostup_pulumi.testing import Fault
 
 VPS = "vps_01jdemo0web000000000000001"
 
@@ -120,7 +121,7 @@ def test_a_huge_body_is_refused() -> None:
 
 
 def test_a_long_rate_limit_wait_does_not_hold_a_wait_past_its_deadline() -> None:
-    with HostupSimulator(seed="demo") as sim:
+    with simulator(seed="demo") as sim:
         sim.inject("probe", Fault.rate_limited(retry_after="20"))
         with HostupClient(sim.api_key, base_url=sim.base_url, max_retries=0) as client:
             with pytest.raises(RateLimitError):
@@ -134,7 +135,7 @@ def test_a_long_rate_limit_wait_does_not_hold_a_wait_past_its_deadline() -> None
 
 
 def test_wait_timeout_is_checked_before_any_request() -> None:
-    with HostupSimulator(seed="demo") as sim:
+    with simulator(seed="demo") as sim:
         with HostupClient(sim.api_key, base_url=sim.base_url) as client:
             for bad in ("soon", -1, 0, float("nan"), True):
                 with pytest.raises(ValidationError):

@@ -8,9 +8,10 @@ after a 429 and otherwise fails once, saying the command may have started; the w
 again after a failed poll, within their deadline. The simulator's request log proves how many
 requests were sent.
 
-Waits are virtual: the clients' sleeps and their core's clock are replaced by a clock that
-jumps, so the real backoff and the servers' requested waits are used (and recorded) without
-costing test time. Only the read-timeout cells take real time (a 0.15 s client timeout).
+Waits are virtual: the clients run on a fake clock (``clock=``/``sleep=``) that follows real
+time and jumps by every sleep, so the real backoff and the servers' requested waits are used
+(and recorded) without costing test time. Only the read-timeout cells take real time (a
+0.15 s client timeout).
 
 The README's fault table is rendered from ``EXPECTED`` by :func:`render_table`;
 ``test_readme_table_is_the_matrix`` keeps the two equal. After changing an expectation, run
@@ -19,9 +20,7 @@ The README's fault table is rendered from ``EXPECTED`` by :func:`render_table`;
 
 from __future__ import annotations
 
-import asyncio
 import re
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,18 +29,15 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from helpers import FakeClock, call
 
-import hostup_pulumi.client as client_module
 from hostup_pulumi import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
-    AsyncHostupClient,
     CommandTimeoutError,
-    HostupClient,
     HostupError,
     InternalServerError,
     NotFoundError,
@@ -60,8 +56,6 @@ SERVER_DELAY = 0.4
 WAIT_TIMEOUT = 30.0
 COMMAND = "uname -a"
 FIRST_PID = 1000  # the simulator's first pid
-#: One SSL context for every client: building one per client costs ~20 ms.
-_SSL = ssl.create_default_context()
 
 
 # -- the faults -------------------------------------------------------------------------------
@@ -243,55 +237,6 @@ def render_table() -> str:
     return "\n".join(lines)
 
 
-# -- virtual time -----------------------------------------------------------------------------
-
-
-class _ModuleProxy:
-    """A module with some attributes replaced (the rest are the real module's)."""
-
-    def __init__(self, module: Any, **replaced: Any) -> None:
-        self._module = module
-        self.__dict__.update(replaced)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
-class VirtualTime:
-    """Sleeps that return at once and move a clock forward instead; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.offset += max(0.0, seconds)
-
-    async def async_sleep(self, seconds: float, result: Any = None) -> Any:
-        self.sleep(seconds)
-        await _real_async_sleep(0)
-        return result
-
-    def attach(self, client: HostupClient | AsyncHostupClient) -> None:
-        assert hasattr(client._core, "_clock"), "Core keeps its clock elsewhere now"
-        client._core._clock = self.monotonic
-
-
-_real_async_sleep = asyncio.sleep
-
-
-@pytest.fixture
-def vtime(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
-    vt = VirtualTime()
-    monkeypatch.setattr(client_module, "time", _ModuleProxy(time, sleep=vt.sleep))
-    monkeypatch.setattr(client_module, "asyncio", _ModuleProxy(asyncio, sleep=vt.async_sleep))
-    return vt
-
-
 # -- running a call ---------------------------------------------------------------------------
 
 
@@ -299,38 +244,10 @@ def client_kwargs(sim: HostupSimulator, **extra: Any) -> dict[str, Any]:
     return {"api_key": sim.api_key, "base_url": sim.base_url, "max_retries": 2, **extra}
 
 
-def call(
-    kind: str,
-    method: str,
-    args: tuple[Any, ...],
-    client_kw: dict[str, Any],
-    vt: VirtualTime | None,
-    **method_kw: Any,
-) -> Any:
-    """Call ``method`` on a fresh sync or async client; return its result or HostupError."""
-    if kind == "sync":
-        with HostupClient(**client_kw, transport=httpx.HTTPTransport(verify=_SSL)) as client:
-            if vt is not None:
-                vt.attach(client)
-            try:
-                result = getattr(client, method)(*args, **method_kw)
-                return list(result) if method == "list_vps" else result
-            except HostupError as exc:
-                return exc
-
-    async def run() -> Any:
-        transport = httpx.AsyncHTTPTransport(verify=_SSL)
-        async with AsyncHostupClient(**client_kw, transport=transport) as client:
-            if vt is not None:
-                vt.attach(client)
-            try:
-                if method == "list_vps":
-                    return [vps async for vps in client.list_vps(*args, **method_kw)]
-                return await getattr(client, method)(*args, **method_kw)
-            except HostupError as exc:
-                return exc
-
-    return asyncio.run(run())
+@pytest.fixture
+def vtime() -> FakeClock:
+    """Virtual time for the clients: real time plus every sleep, each returning at once."""
+    return FakeClock(real=True)
 
 
 def arguments(
@@ -342,7 +259,7 @@ def arguments(
     if method == "start_agent_exec":
         args = (vid, COMMAND)
     if spec.needs_pid:
-        started = call("sync", "start_agent_exec", (vid, COMMAND), client_kwargs(sim), None)
+        started = call("sync", "start_agent_exec", vid, COMMAND, client=client_kwargs(sim))
         args = (vid, started.pid)
     return args, ({"timeout": WAIT_TIMEOUT} if spec.group == "wait" else {})
 
@@ -362,6 +279,7 @@ def cells() -> Iterator[Any]:
 
 @pytest.fixture
 def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator, knowing COMMAND."""
     hostup_simulator.script_command(COMMAND, stdout="Linux web-01\n")
     return hostup_simulator
 
@@ -375,7 +293,7 @@ def vid(sim: HostupSimulator) -> str:
 def test_cell(
     sim: HostupSimulator,
     vid: str,
-    vtime: VirtualTime,
+    vtime: FakeClock,
     fault: str,
     method: str,
     in_a_row: int,
@@ -391,7 +309,7 @@ def test_cell(
     connections_before = sim.connections_opened
     sim.inject(spec.route, case.make(), count=in_a_row)
 
-    outcome = call(kind, method, args, client_kw, vtime, **method_kw)
+    outcome = call(kind, method, *args, client=client_kw, clock=vtime, **method_kw)
 
     # Requests sent: a delayed request is logged only once answered, after the client gave
     # up on it; but each timed-out request took a fresh connection, so count those.
@@ -448,21 +366,21 @@ def check_error(error: HostupError, case: Case, spec: Method, want: Outcome) -> 
     ],
 )
 def test_the_client_cannot_tell_whether_a_failed_post_ran_so_it_never_retries(
-    sim: HostupSimulator, vid: str, vtime: VirtualTime, fault: str, ran: bool
+    sim: HostupSimulator, vid: str, vtime: FakeClock, fault: str, ran: bool
 ) -> None:
     """A truncated or timed-out POST did start the command on the server; a dropped or 5xx
     one did not. The client sees the same kind of failure either way, which is why it says
     "may have started" and never sends the POST again."""
     kw = client_kwargs(sim, timeout=CLIENT_TIMEOUT, max_retries=5)
     sim.inject("exec_start", CASES[fault].make(), count=5)
-    error = call("sync", "start_agent_exec", (vid, COMMAND), kw, vtime)
+    error = call("sync", "start_agent_exec", vid, COMMAND, client=kw, clock=vtime)
     assert isinstance(error, HostupError)
     assert "may have started" in str(error)
     assert "check" in str(error).lower()  # ...and what to do about it
 
     def server_has_the_command() -> bool:
         sim.clear_faults()
-        found = call("sync", "get_agent_exec_output", (vid, FIRST_PID), client_kwargs(sim), None)
+        found = call("sync", "get_agent_exec_output", vid, FIRST_PID, client=client_kwargs(sim))
         assert not isinstance(found, HostupError) or isinstance(found, NotFoundError), found
         return not isinstance(found, NotFoundError)
 
@@ -483,7 +401,7 @@ def test_a_post_with_an_unusable_body_flags_command_may_have_started(
     sim: HostupSimulator, vid: str
 ) -> None:
     sim.inject("exec_start", Fault.malformed_json())
-    error = call("sync", "start_agent_exec", (vid, COMMAND), client_kwargs(sim), None)
+    error = call("sync", "start_agent_exec", vid, COMMAND, client=client_kwargs(sim))
     assert isinstance(error, APIResponseValidationError)
     assert getattr(error, "command_may_have_started", None) is True
 

@@ -9,14 +9,13 @@ not cover already: truncations of real bodies, hostile nesting, header values).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import ssl
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from helpers import call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +24,6 @@ from hostup_pulumi import (
     AgentExecOutput,
     APIResponseValidationError,
     APIStatusError,
-    AsyncHostupClient,
     ConfigurationError,
     HostupClient,
     HostupError,
@@ -41,36 +39,12 @@ from hostup_pulumi.resources import _AgentCommandProvider, _AgentExecResultProvi
 from hostup_pulumi.testing import HostupSimulator
 
 GOOD_ID = "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
-_SSL = ssl.create_default_context()
-
-
-@pytest.fixture
-def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
-    return hostup_simulator
 
 
 def run(kind: str, sim: HostupSimulator, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``method`` on a fresh client of ``kind``; return the result or the exception."""
-    auth = {"api_key": sim.api_key, "base_url": sim.base_url}
-    if kind == "sync":
-        with HostupClient(**auth, transport=httpx.HTTPTransport(verify=_SSL)) as client:
-            try:
-                result = getattr(client, method)(*args, **kwargs)
-                return list(result) if method == "list_vps" else result
-            except Exception as exc:
-                return exc
-
-    async def main() -> Any:
-        transport = httpx.AsyncHTTPTransport(verify=_SSL)
-        async with AsyncHostupClient(**auth, transport=transport) as client:
-            try:
-                if method == "list_vps":
-                    return [vps async for vps in client.list_vps(*args, **kwargs)]
-                return await getattr(client, method)(*args, **kwargs)
-            except Exception as exc:
-                return exc
-
-    return asyncio.run(main())
+    """Call ``method`` on a fresh client of ``kind``; return the result or the HostupError."""
+    return call(kind, method, *args, client={"api_key": sim.api_key, "base_url": sim.base_url},
+                **kwargs)  # fmt: skip
 
 
 def refused(outcome: Any, sim: HostupSimulator, *needles: str, cls: type = ValidationError) -> str:

@@ -8,13 +8,12 @@ import asyncio
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from helpers import call, eventually
 
-import hostup_pulumi.client as client_module
 from hostup_pulumi import (
     AgentUnavailableError,
     AsyncHostupClient,
@@ -26,15 +25,6 @@ from hostup_pulumi.testing import Fault, HostupSimulator
 LONG = "sleep 30"
 
 
-def eventually(check: Callable[[], bool], within: float = 3.0) -> bool:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def open_connections(client: HostupClient | AsyncHostupClient) -> int:
     """Connections the client's pool holds (httpcore's pool behind httpx's transport)."""
     pool = client._http._transport._pool  # type: ignore[union-attr]
@@ -42,10 +32,10 @@ def open_connections(client: HostupClient | AsyncHostupClient) -> int:
 
 
 @pytest.fixture
-def sim() -> Iterator[HostupSimulator]:
-    with HostupSimulator() as simulator:
-        simulator.script_command(LONG, duration=30)
-        yield simulator
+def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator, knowing LONG (a 30 s command)."""
+    hostup_simulator.script_command(LONG, duration=30)
+    return hostup_simulator
 
 
 @pytest.fixture
@@ -59,35 +49,35 @@ def baseline(sim: HostupSimulator, vid: str) -> int:
     return threading.active_count()
 
 
-class _TimeWithInterrupt:
-    """``time`` for client.py whose ``sleep`` raises KeyboardInterrupt (as Ctrl-C would)."""
+class _InterruptingSleep:
+    """A client's ``sleep=`` that, while armed, raises KeyboardInterrupt (as Ctrl-C would)."""
 
     def __init__(self) -> None:
+        self.armed = False
         self.sleeps = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        raise KeyboardInterrupt
+    def __call__(self, seconds: float) -> None:
+        if self.armed:
+            self.sleeps += 1
+            raise KeyboardInterrupt
+        time.sleep(seconds)
 
 
 # -- interrupting a sync wait -----------------------------------------------------------------
 
 
 def test_ctrl_c_between_polls_leaves_no_thread_or_connection(
-    sim: HostupSimulator, vid: str, baseline: int, monkeypatch: pytest.MonkeyPatch
+    sim: HostupSimulator, vid: str, baseline: int
 ) -> None:
-    client = HostupClient(sim.api_key, base_url=sim.base_url)
+    interrupting = _InterruptingSleep()
+    client = HostupClient(sim.api_key, base_url=sim.base_url, sleep=interrupting)
     pid = client.start_agent_exec(vid, LONG).pid
-    interrupting = _TimeWithInterrupt()
-    monkeypatch.setattr(client_module, "time", interrupting)
+    interrupting.armed = True
     with pytest.raises(KeyboardInterrupt):
         client.wait_for_agent_exec(vid, pid, timeout=60)
     assert interrupting.sleeps == 1  # interrupted in the first wait between polls
     assert sim.count("exec_output") == 1
-    monkeypatch.undo()
+    interrupting.armed = False
     # The client still works (its connection was not left half-used)...
     assert client.get_agent_exec_output(vid, pid).exited is False
     # ...and closing it closes every connection: the server's handler threads end.
@@ -197,16 +187,13 @@ WAITS: dict[str, tuple[str, str]] = {  # wait -> (which VPS, deadline keyword)
 }
 
 
-def call(kind: str, sim: HostupSimulator, method: str, *args: Any, **kwargs: Any) -> Any:
-    if kind == "sync":
-        with HostupClient(sim.api_key, base_url=sim.base_url) as client:
-            return getattr(client, method)(*args, **kwargs)
-
-    async def main() -> Any:
-        async with AsyncHostupClient(sim.api_key, base_url=sim.base_url) as client:
-            return await getattr(client, method)(*args, **kwargs)
-
-    return asyncio.run(main())
+def run(kind: str, sim: HostupSimulator, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``method`` on a fresh client of ``kind``; raise what it raised."""
+    client = {"api_key": sim.api_key, "base_url": sim.base_url}
+    outcome = call(kind, method, *args, client=client, **kwargs)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -215,12 +202,12 @@ def test_every_wait_raises_at_its_deadline(
     sim: HostupSimulator, vid: str, kind: str, wait: str
 ) -> None:
     stopped = sim.add_vps(name="old-01", power_state="stopped")
-    pid = call("sync", sim, "start_agent_exec", vid, LONG).pid
+    pid = run("sync", sim, "start_agent_exec", vid, LONG).pid
     target, keyword = WAITS[wait]
     args = (vid, pid) if target == "running command" else (stopped,)
     began = time.monotonic()
     with pytest.raises((CommandTimeoutError, AgentUnavailableError)) as info:
-        call(kind, sim, wait, *args, **{keyword: DEADLINE})
+        run(kind, sim, wait, *args, **{keyword: DEADLINE})
     took = time.monotonic() - began
     assert DEADLINE <= took < DEADLINE + 1.0
     message = str(info.value)
@@ -240,11 +227,11 @@ def test_every_wait_raises_at_its_deadline(
 def test_a_wait_ends_at_its_deadline_even_when_the_server_never_answers(
     sim: HostupSimulator, vid: str, kind: str
 ) -> None:
-    pid = call("sync", sim, "start_agent_exec", vid, LONG).pid
+    pid = run("sync", sim, "start_agent_exec", vid, LONG).pid
     sim.inject("exec_output", Fault.delay(30), count=100)
     began = time.monotonic()
     with pytest.raises(CommandTimeoutError, match="did not exit within 1s") as info:
-        call(kind, sim, "wait_for_agent_exec", vid, pid, timeout=1.0)
+        run(kind, sim, "wait_for_agent_exec", vid, pid, timeout=1.0)
     # Each poll is bounded by the time left (at least 1 s, to get an answer at all).
     assert time.monotonic() - began < 2.5
     assert "no answer yet" in str(info.value)

@@ -1,8 +1,8 @@
-"""Rate-limit pacing in the core (_core.RateBudget, Core.admit/settle) and its use by the
-clients: requests spaced by the X-RateLimit-* budget the server reports, shared by every call
+"""Rate-limit pacing (_pacing: RateBudget and Admission, via Core.admit/settle) and its use by
+the clients: requests spaced by the X-RateLimit-* budget the server reports, shared by every call
 of a client, so that a pool of calls runs at the server's rate instead of into 429s.
 
-Core tests run on a fake clock (as tests/test_core.py does); a few end-to-end tests run the
+Core tests run on the shared fake clock (tests/helpers); a few end-to-end tests run the
 clients against the simulator's token-bucket limiter.
 """
 
@@ -12,11 +12,12 @@ import asyncio
 import random
 import threading
 from collections.abc import Callable, Generator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from helpers import FakeClock, FlowDriver, simulator
 
 from hostup_pulumi import (
     AgentAvailability,
@@ -28,29 +29,15 @@ from hostup_pulumi import (
 from hostup_pulumi._core import Core, Send, Sleep
 from hostup_pulumi._pacing import RateBudget, rate_observation
 from hostup_pulumi._retry import RetryPolicy
-from hostup_pulumi.testing import Fault, HostupSimulator
+from hostup_pulumi.testing import Fault
 
 KEY = "hk_test_pacing_0123456789"
 BASE = "https://api.example.test"
 VID = "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
-EPOCH = datetime(2026, 4, 27, 12, 0, 0, tzinfo=timezone.utc)
 OK_PROBE = {"available": True, "reason": None, "vmRunning": True}
 
 
-class Clock:
-    """A monotonic clock that only moves when told to; ``wall()`` is the matching UTC time."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def wall(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.t)
-
-
-def make_core(clock: Clock, *, max_retries: int = 2) -> Core:
+def make_core(clock: FakeClock, *, max_retries: int = 2) -> Core:
     settings = Settings.resolve(api_key=KEY, base_url=BASE, env={})
     return Core(
         settings,
@@ -61,13 +48,13 @@ def make_core(clock: Clock, *, max_retries: int = 2) -> Core:
     )
 
 
-def iso(clock: Clock, seconds_from_now: float) -> str:
+def iso(clock: FakeClock, seconds_from_now: float) -> str:
     """An X-RateLimit-Reset value, ISO 8601 with milliseconds as HostUp sends it."""
     when = clock.wall() + timedelta(seconds=seconds_from_now)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def budget_headers(clock: Clock, limit: int, remaining: int, reset_in: float) -> dict[str, str]:
+def budget_headers(clock: FakeClock, limit: int, remaining: int, reset_in: float) -> dict[str, str]:
     return {
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(remaining),
@@ -75,7 +62,7 @@ def budget_headers(clock: Clock, limit: int, remaining: int, reset_in: float) ->
     }
 
 
-def ok(clock: Clock, limit: int, remaining: int, reset_in: float) -> httpx.Response:
+def ok(clock: FakeClock, limit: int, remaining: int, reset_in: float) -> httpx.Response:
     return httpx.Response(
         200, json=OK_PROBE, headers=budget_headers(clock, limit, remaining, reset_in)
     )
@@ -85,7 +72,7 @@ class Bucket:
     """A token bucket like the simulator's, on the fake clock: X-RateLimit-Reset is when the
     bucket is full again, or (on a 429) when the next token arrives."""
 
-    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+    def __init__(self, clock: FakeClock, rate: float, burst: int) -> None:
         self.clock, self.rate, self.burst = clock, rate, burst
         self.tokens, self.stamp = float(burst), clock.t
         self.statuses: list[int] = []
@@ -108,23 +95,11 @@ class Bucket:
 
 
 def drive(
-    core: Core, flow: Generator[Any, Any, Any], answer: Callable[[httpx.Request], Any]
+    clock: FakeClock, flow: Generator[Any, Any, Any], answer: Callable[[httpx.Request], Any]
 ) -> tuple[Any, list[Sleep]]:
-    """Run one flow to the end on the fake clock; return its result and its sleeps."""
-    clock: Clock = core._clock  # type: ignore[assignment]
-    sleeps: list[Sleep] = []
-    outcome: Any = None
-    try:
-        while True:
-            step = flow.send(outcome)
-            if isinstance(step, Sleep):
-                sleeps.append(step)
-                clock.t += step.seconds
-                outcome = None
-            else:
-                outcome = answer(step.request)
-    except StopIteration as stop:
-        return stop.value, sleeps
+    """Run one flow to the end on ``clock``; return its result and its sleeps."""
+    driver = FlowDriver(answer, clock)
+    return driver.run(flow), driver.steps
 
 
 def probe(core: Core) -> Generator[Any, Any, AgentAvailability]:
@@ -135,7 +110,7 @@ def probe(core: Core) -> Generator[Any, Any, AgentAvailability]:
 
 
 def test_a_report_needs_all_three_usable_headers() -> None:
-    clock = Clock()
+    clock = FakeClock()
     full = httpx.Headers(budget_headers(clock, 20, 7, 1.5))
     report = rate_observation(full, clock.t, clock.wall())
     assert report is not None
@@ -155,12 +130,14 @@ def test_a_report_needs_all_three_usable_headers() -> None:
 MARGIN = RateBudget.MARGIN
 
 
-def report(clock: Clock, limit: int, remaining: int, reset_in: float) -> Any:
+def report(clock: FakeClock, limit: int, remaining: int, reset_in: float) -> Any:
     headers = httpx.Headers(budget_headers(clock, limit, remaining, reset_in))
     return rate_observation(headers, clock.t, clock.wall())
 
 
-def answer(budget: RateBudget, clock: Clock, limit: int, remaining: int, reset_in: float) -> None:
+def answer(
+    budget: RateBudget, clock: FakeClock, limit: int, remaining: int, reset_in: float
+) -> None:
     """One request admitted now and answered with this report."""
     budget.settle(budget.admit(clock.t), report(clock, limit, remaining, reset_in))
 
@@ -184,7 +161,7 @@ def test_until_the_first_answer_the_others_wait_for_it_briefly() -> None:
 
 
 def test_fixed_window_remaining_zero_waits_until_reset() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     # Two reports of one window: the same Reset, less remaining. Not a refilling bucket.
     answer(budget, clock, 10, 1, 30.0)
     clock.t = 1.0
@@ -198,7 +175,7 @@ def test_fixed_window_remaining_zero_waits_until_reset() -> None:
 
 
 def test_a_refilling_bucket_waits_one_token_not_until_reset() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     # Rate 100/s, burst 20: Reset (bucket full) moves on with every request.
     answer(budget, clock, 20, 1, 0.19)
     clock.t = 0.001
@@ -211,7 +188,7 @@ def test_a_refilling_bucket_waits_one_token_not_until_reset() -> None:
 
 
 def test_a_fixed_window_after_a_refilling_report_is_recognised_again() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     answer(budget, clock, 20, 5, 0.15)
     answer(budget, clock, 20, 5, 0.16)
     assert budget.refills is True
@@ -220,7 +197,7 @@ def test_a_fixed_window_after_a_refilling_report_is_recognised_again() -> None:
 
 
 def test_requests_in_flight_count_against_the_report() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     answer(budget, clock, 10, 3, 30.0)
     assert budget.wait(0.0) == 0.0
     tickets = [budget.admit(0.0) for _ in range(3)]  # may each spend one of the 3 left
@@ -232,7 +209,7 @@ def test_requests_in_flight_count_against_the_report() -> None:
 
 def test_the_newest_report_is_the_one_counted_last_not_answered_last() -> None:
     # Concurrent requests: the server counted them in one order, answers come in another.
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     tickets = [budget.admit(0.0) for _ in range(3)]
     # A refilling bucket: each count moves "full again" (Reset) 10 ms on.
     budget.settle(tickets[2], report(clock, 20, 1, 0.19))  # counted last, answered first
@@ -245,7 +222,7 @@ def test_the_newest_report_is_the_one_counted_last_not_answered_last() -> None:
 
 
 def test_requests_in_flight_when_the_report_came_count_against_it() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     early = [budget.admit(0.0) for _ in range(5)]
     # The server may have counted the other four before this answer, or not yet.
     budget.settle(early[-1], report(clock, 10, 4, 30.0))
@@ -256,7 +233,7 @@ def test_requests_in_flight_when_the_report_came_count_against_it() -> None:
 
 
 def test_an_older_report_does_not_replace_a_newer_one() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     first, second = budget.admit(0.0), budget.admit(0.0)
     budget.settle(second, report(clock, 10, 0, 30.0))
     budget.settle(first, report(clock, 10, 1, 30.0))  # same window, more left: counted earlier
@@ -264,7 +241,7 @@ def test_an_older_report_does_not_replace_a_newer_one() -> None:
 
 
 def test_more_in_flight_than_the_whole_budget_polls_briefly() -> None:
-    clock, budget = Clock(), RateBudget()
+    clock, budget = FakeClock(), RateBudget()
     answer(budget, clock, 2, 2, 0.0)
     budget.admit(0.0)
     budget.admit(0.0)
@@ -276,11 +253,11 @@ def test_more_in_flight_than_the_whole_budget_polls_briefly() -> None:
 
 
 def test_the_core_paces_a_pool_of_calls_at_the_bucket_rate_without_429s() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock)
     bucket = Bucket(clock, rate=100.0, burst=20)
     for _ in range(200):
-        drive(core, probe(core), bucket)
+        drive(clock, probe(core), bucket)
     assert bucket.statuses.count(429) == 0
     assert len(bucket.statuses) == 200
     # The first 20 come out of the burst; the other 180 at ~100/s.
@@ -288,17 +265,17 @@ def test_the_core_paces_a_pool_of_calls_at_the_bucket_rate_without_429s() -> Non
 
 
 def test_pacing_waits_are_admission_sleeps() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock)
-    drive(core, probe(core), lambda r: ok(clock, 10, 0, 5.0))
-    _, sleeps = drive(core, probe(core), lambda r: ok(clock, 10, 9, 5.0))
+    drive(clock, probe(core), lambda r: ok(clock, 10, 0, 5.0))
+    _, sleeps = drive(clock, probe(core), lambda r: ok(clock, 10, 9, 5.0))
     assert [s.seconds for s in sleeps] == [pytest.approx(5.0 + MARGIN)]
     assert sleeps[0].admission is True
     assert Sleep(5.0, admission=True) == Sleep(5.0)  # the flag is advice to the shell only
 
 
 def test_a_429_still_waits_the_servers_retry_after() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock)
     limited = httpx.Response(
         429,
@@ -306,26 +283,26 @@ def test_a_429_still_waits_the_servers_retry_after() -> None:
         headers={**budget_headers(clock, 10, 0, 0.05), "Retry-After": "2"},
     )
     answers = [limited, ok(clock, 10, 9, 0.1)]
-    result, sleeps = drive(core, probe(core), lambda r: answers.pop(0))
+    result, sleeps = drive(clock, probe(core), lambda r: answers.pop(0))
     assert result.available
     assert sum(s.seconds for s in sleeps) == pytest.approx(2.0)
 
 
 def test_a_pacing_wait_beyond_the_longest_server_wait_sends_anyway() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock, max_retries=0)
     # Spent until an hour from now: no silent hour-long sleep; the server's 429 decides.
-    drive(core, probe(core), lambda r: ok(clock, 10, 0, 3600.0))
+    drive(clock, probe(core), lambda r: ok(clock, 10, 0, 3600.0))
     limited = httpx.Response(429, json={"status": 429}, headers={"Retry-After": "3600"})
     with pytest.raises(RateLimitError):
-        drive(core, probe(core), lambda r: limited)
+        drive(clock, probe(core), lambda r: limited)
     assert clock.t == 0.0
 
 
 def test_a_closed_flow_gives_its_place_back() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock)
-    drive(core, probe(core), lambda r: ok(clock, 2, 1, 30.0))
+    drive(clock, probe(core), lambda r: ok(clock, 2, 1, 30.0))
     flow = probe(core)
     assert isinstance(flow.send(None), Send)  # admitted: spends the last of the budget
     assert core.admit()[0] > 0
@@ -335,9 +312,9 @@ def test_a_closed_flow_gives_its_place_back() -> None:
 
 
 def test_admission_is_thread_safe() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make_core(clock)
-    drive(core, probe(core), lambda r: ok(clock, 1000, 50, 30.0))
+    drive(clock, probe(core), lambda r: ok(clock, 1000, 50, 30.0))
     admitted: list[int] = []
     lock = threading.Lock()
 
@@ -361,7 +338,7 @@ def test_admission_is_thread_safe() -> None:
 
 
 def test_sync_client_spaces_its_calls_instead_of_meeting_a_429() -> None:
-    with HostupSimulator(rate_limit=20.0, burst=2) as sim:
+    with simulator(rate_limit=20.0, burst=2) as sim:
         target = sim.add_vps(name="web-01")
         with HostupClient(sim.api_key, base_url=sim.base_url) as client:
             for _ in range(4):
@@ -371,7 +348,7 @@ def test_sync_client_spaces_its_calls_instead_of_meeting_a_429() -> None:
 
 
 def test_async_pool_runs_at_the_server_rate_without_429s() -> None:
-    with HostupSimulator(rate_limit=50.0, burst=5, latency=0.01) as sim:
+    with simulator(rate_limit=50.0, burst=5, latency=0.01) as sim:
         ids = [sim.add_vps(name=f"n{i:02d}") for i in range(40)]
 
         async def run() -> list[AgentAvailability]:
@@ -391,7 +368,7 @@ def test_async_pool_runs_at_the_server_rate_without_429s() -> None:
 def test_a_429_holds_back_calls_still_queued_for_a_slot() -> None:
     # The pool decides admission when a call holds a slot, so calls queued behind the one
     # limited see the gate too (not only those that had not started yet).
-    with HostupSimulator(latency=0.02) as sim:
+    with simulator(latency=0.02) as sim:
         ids = [sim.add_vps(name=f"n{i}") for i in range(6)]
 
         async def run() -> list[AgentAvailability]:

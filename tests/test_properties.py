@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+from helpers import FakeClock, FlowDriver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from hostup_pulumi import (
     Vps,
 )
 from hostup_pulumi import _endpoints as endpoints
-from hostup_pulumi._core import Core, Send, Sleep
+from hostup_pulumi._core import Core
 from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 from hostup_pulumi._validation import validate_pid, validate_vps_id
 from hostup_pulumi.errors import error_from_response
@@ -34,10 +35,12 @@ from hostup_pulumi.models import VpsPage
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VID = "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
 NOW = datetime(2026, 4, 27, 12, 0, 0, tzinfo=timezone.utc)
+CLOCK = FakeClock()
 CORE = Core(
     Settings.resolve(api_key="hk_prop_key", base_url="https://api.example.test", env={}),
     retry=RetryPolicy(max_retries=0),
     rng=random.Random(0),
+    clock=CLOCK,
     now=lambda: NOW,
 )
 
@@ -85,15 +88,8 @@ MODELS = [AgentAvailability, AgentExecOutput, Vps, VpsPage]
 
 
 def run_flow(flow: Any, response: httpx.Response) -> Any:
-    """Drive a one-request flow that gets ``response``; no retries are configured."""
-    outcome: Any = None
-    try:
-        while True:
-            step = flow.send(outcome)
-            assert isinstance(step, Send | Sleep)
-            outcome = response if isinstance(step, Send) else None
-    except StopIteration as stop:
-        return stop.value
+    """Drive a flow whose every request gets ``response``; no retries are configured."""
+    return FlowDriver(lambda request: response, CLOCK).run(flow)
 
 
 def check_parse(body: bytes) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hostup_pulumi import HostupError, ValidationError
+from hostup_pulumi import ConfigurationError, HostupError, ValidationError
 from hostup_pulumi._validation import (
     MAX_COMMAND_LENGTH,
     MAX_PID,
     validate_command,
     validate_pid,
+    validate_seconds,
     validate_vps_id,
 )
 
@@ -166,3 +167,22 @@ def test_command_with_nul_is_refused() -> None:
 def test_command_must_be_a_string(command: object) -> None:
     with pytest.raises(ValidationError, match="must be a string"):
         validate_command(command)
+
+
+# -- seconds ------------------------------------------------------------------------------
+
+
+def test_one_seconds_validator_for_arguments_and_config_text() -> None:
+    assert validate_seconds(2) == 2.0
+    assert validate_seconds("2.5", text=True) == 2.5  # a Pulumi config value is text
+    with pytest.raises(ValidationError) as info:
+        validate_seconds("2.5")
+    assert str(info.value) == "timeout must be a number of seconds, not str"
+    with pytest.raises(ConfigurationError) as config:
+        validate_seconds("soon", text=True, error=ConfigurationError)
+    assert str(config.value) == "timeout must be a number of seconds, got 'soon'"
+    with pytest.raises(ValidationError) as negative:
+        validate_seconds(-1, "wait_timeout")
+    assert str(negative.value) == "wait_timeout must be a positive number of seconds, got -1"
+    with pytest.raises(ValidationError, match="at most 60 seconds"):
+        validate_seconds(61, maximum=60)
