@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 from pydantic.alias_generators import to_camel, to_snake
 
+from ._outputs import AgentCommandOutputs, AgentExecResultOutputs
 from .functions import GetVpsAgentAvailabilityResult
 
 __all__ = [
@@ -91,19 +92,15 @@ class _Resource(pulumi.CustomResource):
         return to_camel(prop)
 
 
-class AgentCommand(_Resource):
+class AgentCommand(AgentCommandOutputs, _Resource):
     """``hostup:index:AgentCommand``: start a command once (see the dynamic
     :class:`hostup_pulumi.AgentCommand` for the rules, which are the same).
 
     Outputs: ``vps_id``, ``command``, ``triggers``, ``pid``, ``poll_url``, ``run_id``.
     """
 
-    vps_id: pulumi.Output[str]
-    command: pulumi.Output[str]
-    triggers: pulumi.Output[list[Any] | None]
-    pid: pulumi.Output[int]
-    poll_url: pulumi.Output[str | None]
-    run_id: pulumi.Output[str | None]
+    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
+    __annotations__ = AgentCommandOutputs.__annotations__
 
     def __init__(
         self,
@@ -118,25 +115,15 @@ class AgentCommand(_Resource):
         super().__init__("hostup:index:AgentCommand", resource_name, props, opts)
 
 
-class AgentExecResult(_Resource):
+class AgentExecResult(AgentExecResultOutputs, _Resource):
     """``hostup:index:AgentExecResult``: a command's output, read by pid once it has exited
     (the rules are those of the dynamic :class:`hostup_pulumi.AgentExecResult`).
     ``stdout``, ``stderr`` and ``extra_fields`` are always secrets here (use
     ``pulumi.Output.unsecret`` to show them).
     """
 
-    vps_id: pulumi.Output[str]
-    pid: pulumi.Output[int]
-    run_id: pulumi.Output[str | None]
-    timeout: pulumi.Output[float]
-    fail_on_nonzero_exit: pulumi.Output[bool]
-    exited: pulumi.Output[bool]
-    exit_code: pulumi.Output[int | None]
-    stdout: pulumi.Output[str]
-    stderr: pulumi.Output[str]
-    signal: pulumi.Output[Any]
-    truncated: pulumi.Output[bool | None]
-    extra_fields: pulumi.Output[dict[str, Any]]
+    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
+    __annotations__ = AgentExecResultOutputs.__annotations__
 
     def __init__(
         self,

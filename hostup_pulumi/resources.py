@@ -23,6 +23,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from . import lifecycle
+from ._outputs import AgentCommandOutputs, AgentExecResultOutputs
 from .client import AsyncHostupClient
 from .errors import HostupError, ValidationError
 from .lifecycle import DEFAULT_RESULT_TIMEOUT, UNKNOWN
@@ -194,7 +195,7 @@ def _refuse_explicit_provider(opts: pulumi.ResourceOptions | None, name: str) ->
         )
 
 
-class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
+class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="AgentCommand"):
     """Start a command in a VPS through the QEMU guest agent.
 
     Creating it probes availability first (failing with AgentUnavailableError when it is
@@ -207,12 +208,8 @@ class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
     the same pid still replaces the result).
     """
 
-    vps_id: pulumi.Output[str]
-    command: pulumi.Output[str]
-    triggers: pulumi.Output[list[Any] | None]
-    pid: pulumi.Output[int]
-    poll_url: pulumi.Output[str | None]
-    run_id: pulumi.Output[str | None]
+    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
+    __annotations__ = AgentCommandOutputs.__annotations__
 
     def __init__(
         self,
@@ -234,7 +231,9 @@ class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
         super().__init__(_AgentCommandProvider(), resource_name, props, opts)
 
 
-class AgentExecResult(dyn.Resource, module="hostup", name="AgentExecResult"):
+class AgentExecResult(
+    AgentExecResultOutputs, dyn.Resource, module="hostup", name="AgentExecResult"
+):
     """The output of a command, read by pid once it has exited.
 
     Creating it polls until the command exits, within ``timeout`` seconds (default 300;
@@ -250,18 +249,8 @@ class AgentExecResult(dyn.Resource, module="hostup", name="AgentExecResult"):
     ``extra_fields`` (fields the API sent that are not documented).
     """
 
-    vps_id: pulumi.Output[str]
-    pid: pulumi.Output[int]
-    run_id: pulumi.Output[str | None]
-    timeout: pulumi.Output[float]
-    fail_on_nonzero_exit: pulumi.Output[bool]
-    exited: pulumi.Output[bool]
-    exit_code: pulumi.Output[int | None]
-    stdout: pulumi.Output[str]
-    stderr: pulumi.Output[str]
-    signal: pulumi.Output[Any]
-    truncated: pulumi.Output[bool | None]
-    extra_fields: pulumi.Output[dict[str, Any]]
+    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
+    __annotations__ = AgentExecResultOutputs.__annotations__
 
     def __init__(
         self,

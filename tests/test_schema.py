@@ -428,7 +428,7 @@ def test_resource_outputs_match_python(
 ) -> None:
     spec = schema["resources"][f"hostup:index:{class_name}"]
     cls = getattr(module, class_name)
-    annotations = inspect.get_annotations(cls, eval_str=True)
+    annotations = _own_and_mixin(cls)
     assert list(spec["properties"]) == [_camel(name) for name in annotations]
     required = []
     for attr, annotation in annotations.items():
@@ -475,6 +475,15 @@ def test_require_function_matches_python(schema: dict[str, Any]) -> None:
         params = _parameters(fn, skip=())
         assert [_camel(name) for name in params] == list(spec["inputs"]["properties"]), fn
     assert spec["inputs"]["required"] == ["vpsId"]
+
+
+def _own_and_mixin(cls: type) -> dict[str, Any]:
+    """The annotations of ``cls`` and of its bases in hostup_pulumi (its outputs mixin)."""
+    annotations: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("hostup_pulumi"):
+            annotations.update(inspect.get_annotations(klass, eval_str=True))
+    return annotations
 
 
 def test_stdout_and_stderr_are_secret(schema: dict[str, Any]) -> None:
