@@ -176,38 +176,19 @@ class HostupSimulator:
         request although the log never holds a key."""
         return credential_label(key)
 
-    def add_vps(
-        self,
-        *,
-        name: str,
-        primary_ip: str | None = None,
-        vps_id: str | None = None,
-        power_state: str = "running",
-        service_status: str = "active",
-        agent_available: bool | None = None,
-        agent_reason: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-        account: str = DEFAULT_ACCOUNT,
-    ) -> str:
-        """Add a VPS owned by ``account``; return its id (``vps_`` + 26 lowercase ULID-like
-        characters, random unless ``vps_id`` is given).
+    def add_vps(self, *, name: str, **options: Any) -> str:
+        """Add a VPS; return its id (``vps_`` + 26 lowercase ULID-like characters, random
+        unless ``vps_id`` is given).
 
+        Options (keyword, as :meth:`SimState.add_vps` types them): ``primary_ip``,
+        ``vps_id``, ``power_state`` ("running"), ``service_status`` ("active"),
+        ``agent_available``, ``agent_reason``, ``extra``, ``account`` (the default account).
         The agent is available by default exactly when ``power_state == "running"``; an
         unavailable agent's reason defaults to "VM is not running" (or, for a running VM,
         "QEMU guest agent is not responding"). ``extra`` members are served at top level
         and override the defaults (operatingSystem, billing, resources, ...).
         """
-        return self._state.add_vps(
-            name=name,
-            primary_ip=primary_ip,
-            vps_id=vps_id,
-            power_state=power_state,
-            service_status=service_status,
-            agent_available=agent_available,
-            agent_reason=agent_reason,
-            extra=extra,
-            account=account,
-        )
+        return self._state.add_vps(name=name, **options)
 
     def add_generated_vps(
         self, count: int, *, id_seed: str = DEFAULT_ID_SEED, account: str = DEFAULT_ACCOUNT
