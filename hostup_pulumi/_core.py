@@ -37,6 +37,7 @@ from ._retry import RetryPolicy, retried_by_waits, retry_delay, server_wait
 from ._validation import validate_pid, validate_seconds, validate_vps_id
 from .errors import (
     AgentUnavailableError,
+    APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
     CommandTimeoutError,
@@ -71,22 +72,22 @@ class Send:
 
     httpx's read timeout bounds each read, not the whole body: a server that trickles bytes
     could hold a call forever. So the shell reads the body in chunks and calls
-    :meth:`overrun` after each; past ``deadline`` (on ``clock``) or ``max_bytes`` it raises.
+    :meth:`overrun` after each; past ``deadline`` (on ``clock``; the attempt began at
+    ``started``) or ``max_bytes`` it raises.
     """
 
     request: httpx.Request
     deadline: float = math.inf
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
     max_bytes: int = 8 * 1024 * 1024
+    started: float = 0.0
 
     def overrun(self, size: int) -> None:
         """Raise an httpx error once the body is too slow (past the deadline) or too big."""
         if self.clock() > self.deadline:
-            raise httpx.ReadTimeout(
-                "the response took longer than the call allows", request=self.request
-            )
+            raise outcomes.SlowBody(self.deadline - self.started, self.request)
         if size > self.max_bytes:
-            raise httpx.ReadError(
+            raise outcomes.LargeBody(
                 f"the response body is larger than {self.max_bytes} bytes", request=self.request
             )
 
@@ -201,7 +202,8 @@ class Core:
             started = self._clock()
             try:
                 request = self.build_request(op)
-                outcome = yield Send(request, self.attempt_deadline(op, started), self._clock)
+                deadline = self.attempt_deadline(op, started)
+                outcome = yield Send(request, deadline, self._clock, started=started)
             except BaseException:
                 # The flow was closed mid-request (a cancelled call): it no longer counts.
                 self.settle(ticket, None)
@@ -221,7 +223,8 @@ class Core:
                     gate = hinted if sane else self.retry.backoff(retry_number, self._rng)
                 self._admission.close_gate(gate, self._clock())  # type: ignore[arg-type]
             if delay is None:
-                raise outcomes.error_for(op, outcome, now=self._now())
+                raise outcomes.error_for(op, outcome, now=self._now(), request=request,
+                                         attempts=retry_number + 1)  # fmt: skip
             logger.warning(
                 "retrying %s %s in %.2fs after %s (retry %d of %d)",
                 op.method, op.target, delay, _describe(outcome), retry_number + 1,
@@ -402,6 +405,8 @@ class Core:
                 failures += 1
                 now = self._clock()
                 if now + wait >= deadline:
+                    if isinstance(exc, APIConnectionError) and exc.connected is False:
+                        raise  # named for what it is: no connection, not a slow command
                     raise expired(
                         stopped_early=now < deadline,
                         server_wait=asked,

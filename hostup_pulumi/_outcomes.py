@@ -4,7 +4,10 @@ a non-2xx response or a transport failure. No I/O here.
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+import socket
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -23,7 +26,7 @@ from .errors import (
 )
 from .models import AgentExecStarted
 
-__all__ = ["error_for", "invalid_body", "parse", "parse_started"]
+__all__ = ["LargeBody", "SlowBody", "error_for", "invalid_body", "parse", "parse_started"]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -90,8 +93,29 @@ def parse_started(op: Operation, response: httpx.Response, base_url: str) -> Age
     return AgentExecStarted.model_validate({**raw.extras, "pid": pid, "pollUrl": poll_url})
 
 
-def error_for(op: Operation, outcome: httpx.Response | Exception, *, now: datetime) -> HostupError:
-    """The typed error for a failed attempt: a non-2xx response or a transport failure."""
+class SlowBody(httpx.ReadTimeout):
+    """The body was still arriving when the attempt's time was up (``seconds`` allowed)."""
+
+    def __init__(self, seconds: float, request: httpx.Request) -> None:
+        super().__init__("the response took longer than the call allows", request=request)
+        self.seconds = seconds
+
+
+class LargeBody(httpx.ReadError):
+    """The body passed the size cap."""
+
+
+def error_for(
+    op: Operation,
+    outcome: httpx.Response | Exception,
+    *,
+    now: datetime,
+    request: httpx.Request | None = None,
+    attempts: int = 1,
+) -> HostupError:
+    """The typed error for a failed attempt (the last of ``attempts``): a non-2xx response,
+    or a transport failure named for what it is, with the server's host and port (from
+    ``request``, the request that failed)."""
     if isinstance(outcome, httpx.Response):
         return error_from_response(
             status_code=outcome.status_code,
@@ -103,15 +127,104 @@ def error_for(op: Operation, outcome: httpx.Response | Exception, *, now: dateti
             retry_after=server_wait(outcome.headers, now),
             command_may_have_started=op.starts_command and outcome.status_code >= 500,
         )
-    may_have_started = op.starts_command and not never_sent(outcome)
+    host, port = _server(request)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    timeouts = request.extensions.get("timeout", {}) if request is not None else {}
+    head = f"{op.method} {op.target} failed" + (
+        f" after {attempts} attempts" if attempts > 1 else ""
+    )
     cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
-    kind = type(outcome).__name__
     return cls(
-        f"{op.method} {op.target} failed: {kind}: {outcome}",
+        f"{head}: {_what_failed(outcome, where, timeouts)}",
         method=op.method,
         path=op.target,
-        command_may_have_started=may_have_started,
+        command_may_have_started=op.starts_command and not never_sent(outcome),
+        host=host or None,
+        port=port or None,
+        connected=not never_sent(outcome),
+        attempts=attempts,
     )
+
+
+def _server(request: httpx.Request | None) -> tuple[str, int]:
+    if request is None:
+        return "", 0
+    url = request.url
+    return url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def _within(timeouts: dict[str, float | None], which: str) -> str:
+    seconds = timeouts.get(which)
+    return f"within {seconds:g}s" if seconds is not None else "in time"
+
+
+def _what_failed(exc: Exception, where: str, timeouts: dict[str, float | None]) -> str:
+    """One phrase for a transport failure; the timeouts say which one ran out."""
+    kind = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"could not connect to {where} {_within(timeouts, 'connect')}"
+    if isinstance(exc, httpx.ConnectError):
+        return f"could not connect to {where}: {_connect_failure(exc)}"
+    if isinstance(exc, httpx.PoolTimeout):
+        return f"no free connection to {where} {_within(timeouts, 'pool')} (pool timeout)"
+    if isinstance(exc, SlowBody):
+        return f"the answer from {where} was still arriving after {exc.seconds:g}s (read timeout)"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer from {where} {_within(timeouts, 'read')} (read timeout)"
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"could not send the request to {where} {_within(timeouts, 'write')} (write timeout)"
+    if isinstance(exc, LargeBody):
+        return f"the answer from {where} was refused: {exc}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"the answer from {where} could not be decoded ({kind})"
+    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+        return f"the connection to {where} broke before a complete answer ({kind})"
+    return f"{kind} (talking to {where})"
+
+
+_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """Why a connection could not be made, from the OS error behind httpx's (the async
+    transport says only "All connection attempts failed")."""
+    texts = []
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain, not a cycle
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, OSError) and seen.errno in _OS_ERRORS:
+            return _OS_ERRORS[seen.errno]
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = _ERRNO.sub("", texts[0]).strip() if texts else ""
+    lowered = text.lower()
+    for needle, said in _CONNECT_TEXTS:
+        if needle in lowered:
+            return said
+    return text or "connection failed"
+
+
+_OS_ERRORS = {
+    errno.ENETUNREACH: "network is unreachable",
+    errno.EHOSTUNREACH: "host is unreachable",
+    errno.ETIMEDOUT: "timed out",
+    errno.ECONNRESET: "connection reset",
+}
+# The same, read from the text of an error that carries no OS error.
+_CONNECT_TEXTS = (
+    ("refused", "connection refused"),
+    ("name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("name resolution", "host name not found"),
+    ("getaddrinfo", "host name not found"),
+    ("network is unreachable", "network is unreachable"),
+    ("no route to host", "host is unreachable"),
+)
 
 
 def _validation_summary(exc: pydantic.ValidationError) -> str:

@@ -66,8 +66,11 @@ class ValidationError(HostupError, ValueError):
 class APIConnectionError(HostupError):
     """No usable response: the connection failed, dropped, or the body was cut off.
 
-    ``command_may_have_started`` is true when the request that starts a command may have
-    reached the server; such a request is never retried.
+    ``host`` and ``port`` name the server; ``connected`` is false when no connection was
+    made at all (refused, unreachable, a connect timeout: check the base URL and the
+    network), true when one was made and then failed, None when unknown. ``attempts`` counts
+    the tries, retries included. ``command_may_have_started`` is true when the request that
+    starts a command may have reached the server; such a request is never retried.
     """
 
     def __init__(
@@ -77,10 +80,18 @@ class APIConnectionError(HostupError):
         method: str = "",
         path: str = "",
         command_may_have_started: bool = False,
+        host: str | None = None,
+        port: int | None = None,
+        connected: bool | None = None,
+        attempts: int = 1,
     ) -> None:
         self.method = method
         self.path = path
         self.command_may_have_started = command_may_have_started
+        self.host = host
+        self.port = port
+        self.connected = connected
+        self.attempts = attempts
         if command_may_have_started:
             message = f"{message}. {_MAY_HAVE_STARTED}"
         super().__init__(message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -592,6 +593,50 @@ def test_post_start_is_retried_when_the_server_cannot_be_reached(
         if r.levelno == logging.WARNING and "retrying POST" in r.getMessage()
     ]
     assert len(retries) == 2  # a refused connection never reached the server: safe to retry
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_refused_connection_names_the_host_and_port(make_api: Callable[..., Api]) -> None:
+    port = closed_port()
+    api = make_api(api_key="hk_any", base_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(APIConnectionError) as info:
+        api("get_vps", GOOD)
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{GOOD} failed after 3 attempts: could not connect to "
+        f"127.0.0.1:{port}: connection refused"
+    )
+    assert type(info.value) is APIConnectionError
+
+
+def test_a_refused_connection_ends_a_wait_as_a_connection_error(
+    make_api: Callable[..., Api],
+) -> None:
+    port = closed_port()
+    api = make_api(api_key="hk_any", base_url=f"http://127.0.0.1:{port}", max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        api("wait_for_agent_exec", GOOD, 4242, timeout=0.5)
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{GOOD}/agent/exec?pid=4242 failed: could not connect to "
+        f"127.0.0.1:{port}: connection refused"
+    )
+
+
+def test_a_read_timeout_names_the_read_timeout(
+    make_api: Callable[..., Api], sim: HostupSimulator, vid: str
+) -> None:
+    sim.inject("get_vps", Fault.delay(1.0))
+    with pytest.raises(APITimeoutError) as info:
+        make_api(max_retries=0, timeout=0.25)("get_vps", vid)
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{vid} failed: no answer from 127.0.0.1:{sim.port} within 0.25s "
+        "(read timeout)"
+    )
 
 
 def test_timeout_per_call(api: Api, sim: HostupSimulator, vid: str) -> None:

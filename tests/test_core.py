@@ -259,13 +259,83 @@ def test_get_client_error_raised_after_one_request(status: int, code: str, cls: 
     assert driver.sleeps == []
 
 
+LOCAL = "http://127.0.0.1:9"
+REFUSED = httpx.ConnectError("[Errno 111] Connection refused")
+
+
+def test_a_refused_connection_is_named_with_host_and_port_after_its_retries() -> None:
+    core = make_core(base_url=LOCAL)
+    driver = driver_for(core, [REFUSED, REFUSED, REFUSED])
+    with pytest.raises(APIConnectionError) as info:
+        driver.run(core.get_agent_availability(VID))
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VID}/agent/exec failed after 3 attempts: could not connect to "
+        "127.0.0.1:9: connection refused"
+    )
+    assert type(info.value) is APIConnectionError
+    assert (info.value.host, info.value.port, info.value.connected) == ("127.0.0.1", 9, False)
+    assert info.value.command_may_have_started is False
+    assert len(driver.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (httpx.ConnectError("[Errno -2] Name or service not known"), "host name not found"),
+        (httpx.ConnectError("[Errno 101] Network is unreachable"), "network is unreachable"),
+        (httpx.ConnectError(""), "connection failed"),
+    ],
+)
+def test_other_connect_failures_say_what_happened(failure: Exception, said: str) -> None:
+    core = make_core(base_url="https://api.example.test", max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        driver_for(core, [failure]).run(core.get_vps(VID))
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VID} failed: could not connect to api.example.test:443: {said}"
+    )
+
+
+def test_a_connect_timeout_names_the_connect_timeout() -> None:
+    core = make_core(base_url=LOCAL, max_retries=1)
+    timeouts = [httpx.ConnectTimeout("timed out"), httpx.ConnectTimeout("timed out")]
+    with pytest.raises(APITimeoutError) as info:
+        driver_for(core, timeouts).run(core.get_vps(VID))
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VID} failed after 2 attempts: could not connect to 127.0.0.1:9 within 5s"
+    )
+    assert info.value.connected is False
+
+
+def test_a_read_timeout_names_the_read_timeout() -> None:
+    core = make_core(base_url=LOCAL, max_retries=0)
+    with pytest.raises(APITimeoutError) as info:
+        driver_for(core, [httpx.ReadTimeout("timed out")]).run(core.get_vps(VID, timeout=7.5))
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VID} failed: no answer from 127.0.0.1:9 within 7.5s (read timeout)"
+    )
+    assert info.value.connected is True
+
+
+def test_a_refused_connection_during_a_wait_is_a_connection_error_not_a_timeout() -> None:
+    core = make_core(base_url=LOCAL, max_retries=0)
+    driver = driver_for(core, lambda request: REFUSED, latency=0.5)
+    with pytest.raises(APIConnectionError) as info:
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=5))
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VID}/agent/exec?pid=4242 failed: could not connect to "
+        "127.0.0.1:9: connection refused"
+    )
+    assert "asked to wait" not in str(info.value)
+    assert len(driver.requests) > 1  # polled again within the deadline: it may come back
+
+
 def test_get_connection_errors_exhausted_give_api_connection_error() -> None:
     core = make_core(max_retries=1)
     driver = driver_for(core, [httpx.ConnectError("refused"), httpx.ConnectError("refused")])
     with pytest.raises(APIConnectionError) as info:
         driver.run(core.get_agent_availability(VID))
     assert not isinstance(info.value, APITimeoutError)
-    assert "ConnectError" in str(info.value)
+    assert "could not connect to api.example.test:443" in str(info.value)
     assert info.value.command_may_have_started is False
     assert len(driver.requests) == 2
 
@@ -898,12 +968,29 @@ def test_wait_for_exec_429_beyond_the_deadline_times_out() -> None:
 
 
 def test_wait_for_exec_timeout_without_any_answer() -> None:
+    # Every poll's read is cut by the wait's deadline: the wait's own timeout ends it.
     core = make_core(max_retries=0)
-    driver = driver_for(core, lambda r: httpx.ConnectError("refused"), latency=0.5)
+    driver = driver_for(core, lambda r: httpx.ReadTimeout("timed out"), latency=0.5)
     with pytest.raises(CommandTimeoutError) as info:
         driver.run(core.wait_for_agent_exec(VID, 4242, timeout=2))
     assert info.value.last_output is None
-    assert "no answer" in str(info.value)
+    assert isinstance(info.value.__cause__, APITimeoutError)
+    assert str(info.value).startswith(
+        f"command pid 4242 on {VID} did not exit within 2s (no answer yet); raise the timeout, "
+        "or read the output later by pid"
+    )
+
+
+def test_wait_for_exec_deadline_message() -> None:
+    core = make_core()
+    driver = driver_for(core, lambda r: running(), latency=0.05)
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=300))
+    assert str(info.value) == (
+        f"command pid 4242 on {VID} did not exit within 300s (still running); raise the "
+        "timeout, or read the output later by pid"
+    )
+    assert info.value.stopped_early is False
 
 
 @pytest.mark.parametrize(

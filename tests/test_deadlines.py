@@ -38,8 +38,12 @@ class _BadServer:
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -83,10 +87,14 @@ def trickle() -> Iterator[_BadServer]:
 def test_a_trickled_body_ends_at_the_read_timeout(trickle: _BadServer) -> None:
     with HostupClient("k", base_url=trickle.base_url, timeout=1, max_retries=0) as client:
         began = time.monotonic()
-        with pytest.raises(APITimeoutError):
+        with pytest.raises(APITimeoutError) as info:
             client.get_agent_availability(VPS)
     # connect (<= 1 s here) + read timeout 1 s, plus one chunk's pause
     assert time.monotonic() - began < 3
+    assert str(info.value) == (
+        f"GET /api/v2/vps/{VPS}/agent/exec failed: the answer from "
+        f"127.0.0.1:{trickle.port} was still arriving after 2s (read timeout)"
+    )
 
 
 def test_a_trickled_body_ends_at_the_read_timeout_async(trickle: _BadServer) -> None:
