@@ -40,6 +40,11 @@ __all__ = [
     "error_from_response",
 ]
 
+_SET_THE_KEY = (
+    "HostUp refused the credentials. Set the key with `pulumi config set --secret "
+    "hostup:apiKey <key>` or the HOSTUP_API_KEY environment variable (keys are created at "
+    "https://cloud.hostup.se/api-management)"
+)
 _MAY_HAVE_STARTED = (
     "The command may have started on the VPS: it was not retried, so that it cannot run twice. "
     "Check the VPS before starting it again."
@@ -190,6 +195,8 @@ class APIStatusError(HostupError):
         parts = [f"{head} on {self.method} {self.path}" + (f": {text}" if text else "")]
         if self.errors:
             parts.append("field errors: " + "; ".join(str(e) for e in self.errors))
+        if self.status_code == 401:
+            parts.append(_SET_THE_KEY)
         # A missing scope is (probably) a plain `forbidden`; other 403 codes such as
         # `account_inactive` have another fix.
         if self.status_code == 403 and self.required_scope and self.code in (None, "forbidden"):
@@ -337,10 +344,10 @@ class CommandTimeoutError(HostupError):
 
 
 class CommandFailedError(HostupError):
-    """The command exited non-zero and the caller asked for that to fail.
+    """The command exited non-zero (or was killed) and the caller asked for that to fail.
 
-    ``output`` holds the full result; the message names only the exit code, since stdout
-    and stderr may be secret.
+    ``output`` holds the full result; the message names only the exit code (or signal) and
+    how to see the output, since stdout and stderr may be secret.
     """
 
     def __init__(self, *, vps_id: str, pid: int, exit_code: int | None, output: AgentExecOutput):
@@ -348,9 +355,15 @@ class CommandFailedError(HostupError):
         self.pid = pid
         self.exit_code = exit_code
         self.output = output
+        if exit_code is not None:
+            ended = f"exited with code {exit_code}"
+        else:
+            signal = output.signal if output.signal not in (None, "", 0) else None
+            ended = "ended without an exit code" + (f" (signal {signal})" if signal else "")
         super().__init__(
-            f"command pid {pid} on {vps_id} exited with code {exit_code} "
-            "(stdout and stderr are kept out of this message; read them from the result)"
+            f"command pid {pid} on {vps_id} {ended}; its output is kept out of this message "
+            "(it may be secret): to see it, set fail_on_nonzero_exit=False and export "
+            f"stdout/stderr, or run `hostup-pulumi output {vps_id} {pid}`"
         )
 
 

@@ -230,12 +230,17 @@ def test_wait_for_agent_exec_deadline(api: Api, vid: str) -> None:
 
 def test_wait_for_agent_available(api: Api, sim: HostupSimulator, vid: str) -> None:
     sim.set_agent(vid, available=False, reason="QEMU guest agent is not responding")
-    timer = threading.Timer(0.2, lambda: sim.set_agent(vid, available=True))
-    timer.start()
+
+    def boot() -> None:  # the agent comes up once the wait has seen it down
+        if eventually(lambda: sim.count("probe") >= 1):
+            sim.set_agent(vid, available=True)
+
+    booting = threading.Thread(target=boot)
+    booting.start()
     try:
         probe = api("wait_for_agent_available", vid, timeout=5)
     finally:
-        timer.cancel()
+        booting.join()
     assert probe.available is True
     assert sim.count("probe") >= 2
 
@@ -309,6 +314,10 @@ def test_401_with_a_bad_key_does_not_echo_the_key(
     assert info.value.status_code == 401
     assert info.value.code == "unauthorized"
     assert info.value.request_id
+    assert (
+        "Set the key with `pulumi config set --secret hostup:apiKey <key>` or the "
+        "HOSTUP_API_KEY environment variable"
+    ) in str(info.value)
     for text in (str(info.value), repr(info.value), repr(info.value.headers)):
         assert bad_key not in text
     assert sim.count("probe") == 1  # not retried

@@ -295,6 +295,29 @@ def test_message_names_status_code_title_detail_request_id_and_path() -> None:
         assert part in message, part
 
 
+def test_401_says_how_to_set_the_key() -> None:
+    body = problem(401, "unauthorized", title="Unauthorized", detail="Invalid API key")
+    error = build(401, body)
+    assert isinstance(error, AuthenticationError)
+    assert str(error) == (
+        f"HTTP 401 unauthorized on GET {PATH}: Unauthorized: Invalid API key. HostUp refused "
+        "the credentials. Set the key with `pulumi config set --secret hostup:apiKey <key>` or "
+        "the HOSTUP_API_KEY environment variable (keys are created at "
+        "https://cloud.hostup.se/api-management). request id req_01hxa3b4c5d6e7f8g9h0j1k2m3"
+    )
+
+
+def test_403_for_a_missing_scope_says_which() -> None:
+    error = build(403, problem(403, "forbidden", title="Forbidden", detail="Missing scope"),
+                  required_scope="write:vm")  # fmt: skip
+    assert str(error) == (
+        f"HTTP 403 forbidden on GET {PATH}: Forbidden: Missing scope. This call needs an API "
+        "key with the 'write:vm' scope (create one at https://cloud.hostup.se/api-management); "
+        "if the key has it, the VPS may belong to another account. request id "
+        "req_01hxa3b4c5d6e7f8g9h0j1k2m3"
+    )
+
+
 @pytest.mark.parametrize("scope", ["read:vm", "write:vm"])
 def test_403_names_the_scope_needed(scope: str) -> None:
     error = build(403, problem(403, "forbidden"), required_scope=scope)
@@ -371,6 +394,26 @@ def test_command_failed_error_names_exit_code_but_not_output() -> None:
     assert "s3cret" not in message
     assert "s3cret" not in repr(error)
     assert error.output.stdout == "s3cret-out"
+
+
+def test_command_failed_error_says_how_to_see_the_output() -> None:
+    output = hostup.AgentExecOutput(exited=True, exit_code=3, stdout="s3cret", stderr="")
+    error = hostup.CommandFailedError(vps_id="vps_abcdef123", pid=4242, exit_code=3, output=output)
+    assert str(error) == (
+        "command pid 4242 on vps_abcdef123 exited with code 3; its output is kept out of this "
+        "message (it may be secret): to see it, set fail_on_nonzero_exit=False and export "
+        "stdout/stderr, or run `hostup-pulumi output vps_abcdef123 4242`"
+    )
+
+
+def test_command_failed_error_of_a_killed_command_names_the_signal() -> None:
+    output = hostup.AgentExecOutput.model_validate({"exited": True, "signal": 9})
+    error = hostup.CommandFailedError(
+        vps_id="vps_abcdef123", pid=4242, exit_code=None, output=output
+    )
+    assert str(error).startswith(
+        "command pid 4242 on vps_abcdef123 ended without an exit code (signal 9); its output "
+    )
 
 
 def test_command_timeout_error_that_stopped_early_says_why_from_its_fields() -> None:
