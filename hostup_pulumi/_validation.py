@@ -20,59 +20,81 @@ __all__ = [
 MAX_COMMAND_LENGTH = 4096
 # Guest-agent pids are integers; we cap at the signed 32-bit range, far above any Linux pid.
 MAX_PID = 2**31 - 1
-_VPS_ID = re.compile(r"vps_[0-9A-Za-z]{6,64}")
+# The rule: `vps_` and then letters and digits. The API's are 26 (ULID-like); 6 to 64 is
+# our sanity bound (no length is documented).
+_MIN_ID_BODY, _MAX_ID_BODY = 6, 64
+_VPS_ID = re.compile(rf"vps_[0-9A-Za-z]{{{_MIN_ID_BODY},{_MAX_ID_BODY}}}")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}\.?")
-_FIND_ID = (
-    "HostUp wants the VPS's public id (like vps_01hxa3b4c5d6e7f8g9h0j1k2m3). "
-    "Find it with client.list_vps({hint}) or `hostup-pulumi list-vps {flag}`"
+_RULE = (
+    "A VPS id is `vps_` followed by letters and digits (it contains `_`), e.g. "
+    "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
+)
+_FIND = (
+    "Find it with `hostup-pulumi list-vps --name NAME` (or `--primary-ip IP`), or "
+    "client.list_vps(name=...) / client.list_vps(primary_ip=...)"
 )
 
 
-def _find_id(hint: str, flag: str) -> str:
-    return _FIND_ID.format(hint=hint, flag=flag)
-
-
 def validate_vps_id(vps_id: object) -> str:
-    """Return ``vps_id`` if it is a ``vps_...`` id; otherwise raise a ValidationError that says
-    how to find the id (an IP, a hostname or a legacy number each get their own hint)."""
+    """Return ``vps_id`` if it is a ``vps_...`` id; otherwise raise a ValidationError that
+    states the rule and says how to find the id (an IP, a hostname or a legacy number each
+    get their own hint)."""
     if not isinstance(vps_id, str):
         raise ValidationError(
             f"vps_id must be a string like 'vps_01hxa3b4...', not {type(vps_id).__name__}"
         )
     if _VPS_ID.fullmatch(vps_id):
         return vps_id
-    shown = vps_id if len(vps_id) <= 60 else vps_id[:57] + "..."
+    raise ValidationError(_why_not_an_id(vps_id))
+
+
+def _why_not_an_id(vps_id: str) -> str:
+    shown = repr(vps_id if len(vps_id) <= 60 else vps_id[:57] + "...")
     text = vps_id.strip()
+    find = _FIND
     if not text:
-        raise ValidationError("vps_id is empty. " + _find_id("name='...'", "--name NAME"))
+        problem = "vps_id is empty"
+    elif _is_ip(text):
+        problem = f"vps_id {shown} is an IP address, not a VPS id"
+        find = (
+            f"Find it with `hostup-pulumi list-vps --primary-ip {text}` or "
+            f"client.list_vps(primary_ip={text!r})"
+        )
+    elif text.isdigit():
+        problem = f"vps_id {shown} is a bare number (a legacy numeric VM id?), not a VPS id"
+    elif _HOSTNAME.fullmatch(text):
+        name = text.split(".")[0]
+        problem = f"vps_id {shown} looks like a hostname, not a VPS id"
+        find = (
+            f"Find it with `hostup-pulumi list-vps --name {name}` or client.list_vps(name={name!r})"
+        )
+    elif len(vps_id) > len("vps_") + _MAX_ID_BODY:
+        problem = (
+            f"vps_id {shown} is {len(vps_id)} characters long; a VPS id has {_MIN_ID_BODY} to "
+            f"{_MAX_ID_BODY} letters and digits after `vps_`"
+        )
+    elif any(ch in vps_id for ch in "/\\?#%") or ".." in vps_id:
+        problem = f"vps_id {shown} contains path or URL characters"
+    elif vps_id[:4].lower() == "vps_" and not vps_id.startswith("vps_"):
+        problem = f"vps_id {shown} starts with {vps_id[:4]!r}; the prefix is lowercase `vps_`"
+    elif not vps_id.startswith("vps_"):
+        problem = f"vps_id {shown} does not start with `vps_`"
+    elif vps_id[4:] and not (vps_id[4:].isascii() and vps_id[4:].isalnum()):
+        problem = f"vps_id {shown} has characters other than letters and digits after `vps_`"
+    else:
+        problem = (
+            f"vps_id {shown} is too short: a VPS id has {_MIN_ID_BODY} to {_MAX_ID_BODY} "
+            "letters and digits after `vps_`"
+        )
+    return f"{problem}. {_RULE}. {find}"
+
+
+def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        pass
-    else:
-        raise ValidationError(
-            f"vps_id {shown!r} is an IP address, not a VPS id. "
-            + _find_id(f"primary_ip={text!r}", f"--primary-ip {text}")
-        )
-    if text.isdigit():
-        raise ValidationError(
-            f"vps_id {shown!r} is a bare number (a legacy numeric VM id?); the v2 API takes "
-            "the public vps_... id. " + _find_id("name='...'", "--name NAME")
-        )
-    if _HOSTNAME.fullmatch(text):
-        raise ValidationError(
-            f"vps_id {shown!r} looks like a hostname, not a VPS id. "
-            + _find_id(f"name={text.split('.')[0]!r}", f"--name {text.split('.')[0]}")
-        )
-    if len(vps_id) > 68:
-        problem = f"is {len(vps_id)} characters long; VPS ids are 'vps_' plus up to 64 letters"
-    elif any(ch in vps_id for ch in "/\\?#%") or ".." in vps_id:
-        problem = "contains path or URL characters; a VPS id has only letters and digits"
-    elif not vps_id.startswith("vps_"):
-        problem = "does not start with 'vps_'"
-    else:
-        problem = "has characters other than letters and digits after 'vps_', or is too short"
-    raise ValidationError(f"vps_id {shown!r} {problem}. " + _find_id("name='...'", "--name NAME"))
+        return False
+    return True
 
 
 def validate_pid(pid: object) -> int:

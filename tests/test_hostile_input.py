@@ -83,7 +83,7 @@ BAD_VPS_IDS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "ipv4": ("192.0.2.10", ("IP address", "primary_ip='192.0.2.10'")),
     "ipv6": ("2001:db8::1", ("IP address", "primary_ip='2001:db8::1'")),
     "empty": ("", ("empty",)),
-    "no-prefix": ("01hxa3b4c5d6e7f8g9h0j1k2m3", ("does not start with 'vps_'",)),
+    "no-prefix": ("01hxa3b4c5d6e7f8g9h0j1k2m3", ("does not start with `vps_`",)),
     "not-a-string": (12345, ("must be a string", "int")),
 }
 VPS_ID_METHODS: dict[str, Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]] = {

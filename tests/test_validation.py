@@ -27,9 +27,68 @@ def test_validation_error_is_a_hostup_error_and_a_value_error() -> None:
 # -- vps_id ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("vps_id", [GOOD_ID, "vps_abcdef", "vps_" + "A1" * 32])
+@pytest.mark.parametrize("vps_id", [GOOD_ID, "vps_abcdef", "vps_" + "A1" * 32, "vps_01JDEMO"])
 def test_vps_id_accepts_public_ids(vps_id: str) -> None:
     assert validate_vps_id(vps_id) == vps_id
+
+
+RULE = (
+    "A VPS id is `vps_` followed by letters and digits (it contains `_`), e.g. "
+    "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"
+)
+FIND = (
+    "Find it with `hostup-pulumi list-vps --name NAME` (or `--primary-ip IP`), or "
+    "client.list_vps(name=...) / client.list_vps(primary_ip=...)"
+)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            "192.0.2.10",
+            f"vps_id '192.0.2.10' is an IP address, not a VPS id. {RULE}. Find it with "
+            "`hostup-pulumi list-vps --primary-ip 192.0.2.10` or "
+            "client.list_vps(primary_ip='192.0.2.10')",
+        ),
+        (
+            "web-01.example.com",
+            f"vps_id 'web-01.example.com' looks like a hostname, not a VPS id. {RULE}. Find it "
+            "with `hostup-pulumi list-vps --name web-01` or client.list_vps(name='web-01')",
+        ),
+        (
+            "12345",
+            f"vps_id '12345' is a bare number (a legacy numeric VM id?), not a VPS id. {RULE}. "
+            f"{FIND}",
+        ),
+        ("", f"vps_id is empty. {RULE}. {FIND}"),
+        ("vps-01hxa3b4c5", f"vps_id 'vps-01hxa3b4c5' does not start with `vps_`. {RULE}. {FIND}"),
+        (
+            "VPS_01hxa3b4c5",
+            f"vps_id 'VPS_01hxa3b4c5' starts with 'VPS_'; the prefix is lowercase `vps_`. "
+            f"{RULE}. {FIND}",
+        ),
+        (
+            "vps_web",
+            f"vps_id 'vps_web' is too short: a VPS id has 6 to 64 letters and digits after "
+            f"`vps_`. {RULE}. {FIND}",
+        ),
+        (
+            "vps_01hx a3",
+            f"vps_id 'vps_01hx a3' has characters other than letters and digits after `vps_`. "
+            f"{RULE}. {FIND}",
+        ),
+        (
+            "vps_../admin",
+            f"vps_id 'vps_../admin' contains path or URL characters. {RULE}. {FIND}",
+        ),
+    ],
+    ids=["ip", "hostname", "number", "empty", "dash", "uppercase", "short", "space", "path"],
+)
+def test_vps_id_message_states_the_rule_and_how_to_find_the_id(bad: str, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_vps_id(bad)
+    assert str(info.value) == message
 
 
 @pytest.mark.parametrize("ip", ["192.0.2.10", "2001:db8::1", " 198.51.100.7 "])
@@ -89,7 +148,10 @@ def test_vps_id_of_thousands_of_characters_gives_a_short_message() -> None:
     with pytest.raises(ValidationError) as info:
         validate_vps_id("vps_" + "a" * 5000)
     message = str(info.value)
-    assert "5004 characters" in message
+    assert message.startswith(
+        f"vps_id {'vps_' + 'a' * 53 + '...'!r} is 5004 characters long; a VPS id has 6 to 64 "
+        "letters and digits after `vps_`. "
+    )
     assert len(message) < 500
 
 
