@@ -920,3 +920,57 @@ def test_verbose_logs_requests_without_the_key(local: Cli, sim: HostupSimulator)
 def test_output_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTUP_API_KEY", "hsk_secret_value")
     assert _common.redact("echoed hsk_secret_value back") == "echoed <redacted> back"
+
+
+# -- install-plugin ------------------------------------------------------------------------
+
+
+FAKE_PULUMI = """#!/bin/sh
+# Records its arguments; `plugin install resource NAME VERSION --file DIR` copies DIR as
+# pulumi does (into $PULUMI_HOME/plugins/resource-NAME-vVERSION).
+echo "$@" >> "$PULUMI_HOME/calls"
+mkdir -p "$PULUMI_HOME/plugins/resource-$4-v$5"
+cp "$7"/* "$PULUMI_HOME/plugins/resource-$4-v$5/"
+"""
+
+
+def test_install_plugin_installs_a_launcher_on_this_python_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hostup_pulumi import __version__
+    from hostup_pulumi.cli import main
+
+    fake = tmp_path / "pulumi"
+    fake.write_text(FAKE_PULUMI)
+    fake.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("PULUMI_HOME", str(home))
+
+    assert main(["install-plugin", "--pulumi", str(fake)]) == 0
+    assert main(["install-plugin", "--pulumi", str(fake)]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"hostup plugin v{__version__} installed in {home} (python: {sys.executable})"
+    assert out[1] == (
+        f"hostup plugin v{__version__} is installed in {home} (python: {sys.executable})"
+    )
+        out[1] == f"hostup plugin v{__version__} is installed in {home} (python: {sys.executable})"
+    )
+    calls = (home / "calls").read_text().splitlines()
+    assert len(calls) == 1  # the second run found it installed
+    assert calls[0].startswith(f"plugin install resource hostup {__version__} --file ")
+    launcher = home / "plugins" / f"resource-hostup-v{__version__}" / "pulumi-resource-hostup"
+    assert f"exec {sys.executable} -m hostup_pulumi.provider" in launcher.read_text()
+
+
+def test_install_plugin_without_pulumi_says_what_to_pass(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hostup_pulumi.cli import main
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["install-plugin"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "hostup-pulumi: error: no pulumi CLI found: pass --pulumi PATH"
+    )

@@ -5,6 +5,7 @@
     hostup-pulumi exec VPS [--timeout SECONDS | --no-wait] -- COMMAND...
     hostup-pulumi output VPS PID [--wait [--timeout SECONDS]]
     hostup-pulumi simulator [--port PORT] ...
+    hostup-pulumi install-plugin [--pulumi PATH] [--python PATH]
 
 VPS is a ``vps_...`` id, a display name or a primary IP (looked up with ``list_vps``).
 ``-v``/``--verbose``, ``--json`` and ``--base-url`` go before or after the command name.
@@ -29,7 +30,7 @@ from .._version import __version__
 from ..client import HostupClient
 from ..errors import HostupError
 from ..settings import ENV_BASE_URL
-from . import agent, inventory, simulator
+from . import agent, inventory, plugin, simulator
 from ._common import (
     EPILOG,
     EXIT_ERROR,
@@ -115,6 +116,7 @@ def _parser() -> tuple[
     commands.update(agent.register(add))
     commands.update(inventory.register(add))
     commands["simulator"] = (simulator.register(sub), None)
+    commands["install-plugin"] = (plugin.register(sub), None)
     return parser, commands
 
 
@@ -133,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = _parser()
     args, extras = parser.parse_known_args(words)
     command_parser, handler = commands[args.subcommand]
+    if args.subcommand == "install-plugin":  # no client: it installs, it calls no API
+        if extras or command_tail:
+            command_parser.error(f"unrecognized arguments: {' '.join(extras + command_tail)}")
+        return plugin.run(args)
     if handler is None:  # the simulator parses its own arguments
         if args.verbose or args.json or args.base_url is not None:
             parser.error("-v, --json and --base-url do not apply to the simulator")
