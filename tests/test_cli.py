@@ -955,8 +955,6 @@ def test_install_plugin_installs_a_launcher_on_this_python_once(
     assert out[1] == (
         f"hostup plugin v{__version__} is installed in {home} (python: {sys.executable})"
     )
-        out[1] == f"hostup plugin v{__version__} is installed in {home} (python: {sys.executable})"
-    )
     calls = (home / "calls").read_text().splitlines()
     assert len(calls) == 1  # the second run found it installed
     assert calls[0].startswith(f"plugin install resource hostup {__version__} --file ")
