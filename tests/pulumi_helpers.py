@@ -82,10 +82,15 @@ class EngineMocks(pulumi.runtime.Mocks):
         self.preview = preview
         self.outputs = {k: dict(v) for k, v in (outputs or {}).items()}
         self.seen: list[mocks.MockResourceArgs] = []
+        self.calls: list[mocks.MockCallArgs] = []
+        self.invoke_results: dict[str, dict[str, Any]] = {}
         self.check_failures: list[dyn.CheckFailure] = []
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
+        # Invokes that reach the engine (the plugin's functions): recorded, answered by
+        # ``invoke_results[token]``.
+        self.calls.append(args)
+        return dict(self.invoke_results.get(args.token, {}))
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.seen.append(args)

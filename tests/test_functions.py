@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pytest
@@ -38,9 +38,9 @@ class Server(pulumi.CustomResource):
 
 
 @pytest.fixture
-def sim() -> Iterator[HostupSimulator]:
-    with HostupSimulator() as simulator:
-        yield simulator
+def sim(hostup_simulator: HostupSimulator) -> HostupSimulator:
+    """The package's simulator fixture (started, empty)."""
+    return hostup_simulator
 
 
 @pytest.fixture
@@ -456,3 +456,109 @@ def test_no_credentials_says_how_to_set_them(
     assert "pulumi config set --secret hostup:apiKey" in str(caught.value)
     assert "HOSTUP_API_KEY" in str(caught.value)
     assert sim.requests == []
+
+
+# -- opts: a hostup provider runs the call in the plugin; no accepted argument is ignored ------
+
+
+AVAILABLE = {"vpsId": "vps_01abcdefgh", "available": True, "reason": None, "vmRunning": True}
+
+
+@pytest.mark.parametrize(
+    ("call", "token"),
+    [
+        (hostup.get_vps_agent_availability, "hostup:index:getVpsAgentAvailability"),
+        (hostup.get_vps_agent_availability_output, "hostup:index:getVpsAgentAvailability"),
+        (hostup.require_agent_available, "hostup:index:requireAgentAvailable"),
+        (hostup.require_agent_available_output, "hostup:index:requireAgentAvailable"),
+    ],
+)
+def test_a_hostup_provider_in_opts_runs_the_call_in_the_plugin(
+    call: Callable[..., object], token: str, configured: HostupSimulator,
+    pulumi_program: PulumiProgram,
+) -> None:  # fmt: skip
+    mocks = EngineMocks()
+    mocks.invoke_results[token] = AVAILABLE
+    pulumi_program.start(mocks)
+
+    def program() -> object:
+        acme = hostup.Provider("acme", api_key="hsk_acme", base_url="http://127.0.0.1:9")
+        return call("vps_01abcdefgh", opts=pulumi.InvokeOptions(provider=acme))
+
+    observed = pulumi_program.run(program)
+
+    assert observed.value.available is True
+    assert observed.value.vps_id == "vps_01abcdefgh"
+    [invoke] = mocks.calls
+    assert (invoke.token, invoke.args) == (token, {"vpsId": "vps_01abcdefgh"})
+    assert "pulumi:providers:hostup::acme" in (invoke.provider or "")
+    assert configured.requests == []  # nothing was sent from the program process
+
+
+def test_another_providers_opts_are_refused(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    def program() -> object:
+        other = pulumi.ProviderResource("aws", "aws-provider", {})
+        return hostup.get_vps_agent_availability(
+            "vps_01abcdefgh", opts=pulumi.InvokeOptions(provider=other)
+        )
+
+    with pytest.raises(hostup.ValidationError) as caught:
+        pulumi_program.run(program)
+
+    assert str(caught.value) == (
+        "get_vps_agent_availability: opts.provider is a 'aws' provider; pass a "
+        "hostup_pulumi.Provider (or no provider)"
+    )
+    assert configured.requests == []
+
+
+def test_dynamic_resources_refuse_a_hostup_provider(pulumi_program: PulumiProgram) -> None:
+    def program() -> object:
+        acme = hostup.Provider("acme", api_key="hsk_acme")
+        on = pulumi.ResourceOptions(provider=acme)
+        return hostup.AgentCommand("cmd", vps_id="vps_01abcdefgh", command="true", opts=on)
+
+    with pytest.raises(hostup.ValidationError, match=r"use hostup_pulumi\.native\.AgentCommand"):
+        pulumi_program.run(program)
+
+
+# -- errors fail a program with their message, not the client's stack --------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        hostup.get_vps_agent_availability,
+        hostup.get_vps_agent_availability_output,
+        hostup.require_agent_available,
+        hostup.require_agent_available_output,
+    ],
+)
+def test_a_refused_connection_fails_the_program_as_one_message(
+    call: Callable[..., object], set_stack_config: SetConfig, pulumi_program: PulumiProgram
+) -> None:
+    set_stack_config({"hostup:apiKey": "hsk_x", "hostup:baseUrl": "http://127.0.0.1:9",
+                      "hostup:maxRetries": "0"})  # fmt: skip
+
+    with pytest.raises(hostup.APIConnectionError) as caught:
+        pulumi_program.run(lambda: call("vps_01abcdefgh"))
+
+    # A RunError: Pulumi prints its message, without a traceback.
+    assert isinstance(caught.value, pulumi.RunError)
+    assert "127.0.0.1:9" in str(caught.value)
+
+
+def test_a_401_in_a_program_says_how_to_set_the_key(
+    sim: HostupSimulator, set_stack_config: SetConfig, pulumi_program: PulumiProgram
+) -> None:
+    vps = sim.add_vps(name="web")
+    set_stack_config({"hostup:apiKey": "hsk_wrong", "hostup:baseUrl": sim.base_url})
+
+    with pytest.raises(hostup.AuthenticationError) as caught:
+        pulumi_program.run(lambda: hostup.get_vps_agent_availability_output(vps))
+
+    assert isinstance(caught.value, pulumi.RunError)
+    assert "hostup:apiKey" in str(caught.value)
+    assert "HOSTUP_API_KEY" in str(caught.value)
