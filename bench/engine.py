@@ -1,0 +1,859 @@
+"""Whole deploys on the real Pulumi engine: a fleet stack through up, preview, refresh, destroy.
+
+The stack has N VPSes; for each it exports the availability (the ``_output`` form), creates
+an ``AgentCommand`` (``true``, which exits at once) and its ``AgentExecResult``. It runs
+against the simulator (in its own process, latency L), on a local file backend, with the
+engine's checkpoints on (the default) or off (``PULUMI_SKIP_CHECKPOINTS=true``), in three
+modes:
+
+- ``dynamic``: ``hostup_pulumi.AgentCommand`` / ``AgentExecResult`` /
+  ``get_vps_agent_availability_output`` (the dynamic providers; the program probes);
+- ``native``: ``hostup_pulumi.native`` (the hostup plugin, its default provider; the probe
+  is an invoke served by the plugin);
+- ``control``: the same graph and program shape through a dynamic provider that makes no
+  requests (create returns fixed outputs) and no availability calls (a fixed export). It is
+  what the engine and the Python SDK cost by themselves, so every engine-level target is
+  ours / control, or a ratio between two of our runs.
+
+Each phase is timed by wall clock: ``up --yes --skip-preview`` (creates everything),
+``preview`` (no changes; checked), ``refresh --yes --skip-preview`` and
+``destroy --yes --skip-preview``. For each, the simulator's request counts per route, and
+the peak RSS (the kernel's VmHWM) and CPU seconds of the processes involved, sampled from
+/proc every 0.1 s: the provider (``python -m pulumi.dynamic`` or the hostup plugin), the
+program, the language host, the CLI and the simulator.
+
+Usage::
+
+    python bench/engine.py              # the full run: N = 100 and 400 (about 15-20 min)
+    python bench/engine.py --quick      # N = 10 and 40, for development (about 3 min)
+    python bench/engine.py --sizes 20,80 --repeats 2 --modes control,native
+
+Figures, targets and whether each is met are printed as a table; the last line is
+machine-readable (``engine: {json}``, see ``_common.target_line``). Every CLI run is bounded
+(its process tree is killed past ``--op-timeout``), and so is the whole run
+(``--max-seconds``). Exit status 0 when every gated target is met, 1 otherwise, 2 on timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    ProcessSampler,
+    ProcessUsage,
+    SimulatorProcess,
+    Target,
+    format_value,
+    kill_descendants,
+    simulator,
+    target_line,
+    target_table,
+    watchdog,
+)
+
+from hostup_pulumi import HostupClient
+from hostup_pulumi.testing.engine import EngineNotFoundError, PulumiStack, find_engine
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix) if sys.prefix != sys.base_prefix else REPO / ".venv"
+MODES = ("control", "dynamic", "native")
+OURS = ("dynamic", "native")
+PHASES = ("up", "preview", "refresh", "destroy")
+TIMED = ("up", "preview", "refresh")
+
+# Targets (issue 14).
+LATENCY_UP = 1.1  # native, N small: up at 50 ms / up at 0 ms
+LATENCY_READ = 1.2  # the same for preview and refresh
+FLAT = 1.2  # (ours / control) at N large over (ours / control) at N small
+PREVIEW = 1.3  # ours / control, preview at N large
+NATIVE_VS_DYNAMIC = 1.05  # up and refresh at N small
+PEAK_RSS_MB = 150.0  # provider process at N small
+#: Polls for a command that exits at once: the first poll, sent at once, sees it exited.
+POLLS_PER_COMMAND = 1
+
+# --- the program --------------------------------------------------------------------------
+
+PROJECT_YAML = """\
+name: hostup-bench-engine
+description: bench/engine.py's fleet stack (generated; see that file)
+runtime:
+  name: python
+  options:
+    toolchain: pip
+    virtualenv: {venv}
+"""
+
+PROGRAM = '''\
+"""N VPSes: availability exported, a command and its result each (bench/engine.py).
+
+bench:probe false leaves the availability calls out, and bench:importHostup true makes the
+control import hostup_pulumi (bench/engine.py --explain's variants).
+"""
+
+import json
+from pathlib import Path
+
+import pulumi
+
+config = pulumi.Config("bench")
+mode = config.require("mode")
+ids = json.loads(Path(config.require("ids")).read_text())
+probe = config.get_bool("probe") is not False
+
+if mode in ("dynamic", "native"):
+    if mode == "dynamic":
+        import hostup_pulumi as hostup
+    else:
+        from hostup_pulumi import native as hostup
+
+    for i, vps_id in enumerate(ids):
+        if probe:
+            pulumi.export(f"available-{i}", hostup.get_vps_agent_availability_output(vps_id))
+        cmd = hostup.AgentCommand(f"cmd-{i}", vps_id=vps_id, command="true")
+        hostup.AgentExecResult(f"out-{i}", vps_id=cmd.vps_id, pid=cmd.pid, run_id=cmd.run_id)
+else:
+    import bench_control as control
+
+    if config.get_bool("importHostup"):
+        import hostup_pulumi  # noqa: F401
+
+    for i, vps_id in enumerate(ids):
+        if probe:
+            pulumi.export(f"available-{i}", control.availability(vps_id))
+        cmd = control.AgentCommand(f"cmd-{i}", vps_id=vps_id, command="true")
+        control.AgentExecResult(f"out-{i}", vps_id=cmd.vps_id, pid=cmd.pid, run_id=cmd.run_id)
+'''
+
+# The control's dynamic provider lives in a module (not the program's __main__), so that dill
+# pickles it by reference, as it does hostup_pulumi's providers: the same blob size and
+# provider start-up work, and no requests.
+CONTROL = '''\
+"""The control run's resources: the shape of hostup_pulumi's, no requests (bench/engine.py)."""
+
+import zlib
+
+import pulumi
+import pulumi.dynamic as dyn
+
+INPUTS = {
+    "cmd": ("vps_id", "command", "triggers"),
+    "out": ("vps_id", "pid", "run_id", "timeout", "fail_on_nonzero_exit"),
+}
+
+
+class _Provider(dyn.ResourceProvider):
+    serialize_as_secret_always = False
+    kind = ""
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        pass
+
+    def configure(self, req):
+        pass
+
+    def check(self, olds, news):
+        return dyn.CheckResult(news, [])
+
+    def diff(self, _id, olds, news):
+        changed = [k for k in INPUTS[self.kind] if olds.get(k) != news.get(k)]
+        return dyn.DiffResult(changes=bool(changed), replaces=changed,
+                              delete_before_replace=False)
+
+    def read(self, id_, props):
+        return dyn.ReadResult(id_, props)
+
+    def delete(self, _id, _props):
+        pass
+
+
+class _CommandProvider(_Provider):
+    kind = "cmd"
+
+    def create(self, props):
+        pid = 1000 + zlib.crc32(props["vps_id"].encode()) % 30000
+        outputs = {**props, "pid": pid, "poll_url": f"/agent/exec?pid={pid}",
+                   "run_id": "0123456789abcdef"}
+        return dyn.CreateResult(f"{props['vps_id']}/{pid}", outputs)
+
+
+class _ResultProvider(_Provider):
+    kind = "out"
+
+    def create(self, props):
+        outputs = {**props, "exited": True, "exit_code": 0, "stdout": "", "stderr": "",
+                   "signal": None, "truncated": False, "extra_fields": {}}
+        return dyn.CreateResult(f"{props['vps_id']}/{int(props['pid'])}", outputs)
+
+
+class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
+    def __init__(self, name, vps_id, command, opts=None):
+        props = {"vps_id": vps_id, "command": command, "triggers": None, "pid": None,
+                 "poll_url": None, "run_id": None}
+        super().__init__(_CommandProvider(), name, props, opts)
+
+
+class AgentExecResult(dyn.Resource, module="hostup", name="AgentExecResult"):
+    def __init__(self, name, vps_id, pid, run_id=None, opts=None):
+        props = dict.fromkeys(("exited", "exit_code", "stdout", "stderr", "signal",
+                               "truncated", "extra_fields"))
+        props.update(vps_id=vps_id, pid=pid, run_id=run_id, timeout=300.0,
+                     fail_on_nonzero_exit=False)
+        secret = pulumi.ResourceOptions(
+            additional_secret_outputs=["stdout", "stderr", "extra_fields"])
+        super().__init__(_ResultProvider(), name, props,
+                         pulumi.ResourceOptions.merge(opts, secret))
+
+
+def availability(vps_id):
+    return {"vpsId": vps_id, "available": True, "reason": None, "vmRunning": True}
+'''
+
+
+def engine_bin(chosen: str | None) -> Path:
+    """``--pulumi-bin``, else ``HOSTUP_PULUMI_BIN`` or PATH, else what tools/install-pulumi
+    prints (the engine it built and cached under .tools/)."""
+    try:
+        return find_engine(chosen)
+    except EngineNotFoundError:
+        proc = subprocess.run([str(REPO / "tools" / "install-pulumi")], capture_output=True,
+                              text=True, timeout=1800, check=True)  # fmt: skip
+        return find_engine(proc.stdout.strip().splitlines()[-1])
+
+
+def write_project(project: Path) -> None:
+    """The generated project: Pulumi.yaml, the program, the control's module."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "Pulumi.yaml").write_text(PROJECT_YAML.format(venv=VENV.absolute()))
+    (project / "__main__.py").write_text(PROGRAM)
+    (project / "bench_control.py").write_text(CONTROL)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def _is_python_with(marker: str) -> Callable[[list[str]], bool]:
+    return lambda argv: any(marker in arg for arg in argv[1:]) and "python" in argv[0]
+
+
+ROLES: tuple[tuple[str, Callable[[list[str]], bool]], ...] = (
+    ("simulator", _is_python_with("hostup_pulumi.testing")),
+    ("provider", _is_python_with("pulumi.dynamic")),
+    ("provider", _is_python_with("hostup_pulumi.provider")),
+    ("program", _is_python_with("pulumi-language-python-exec")),
+    ("language-host", lambda argv: Path(argv[0]).name.startswith("pulumi-language-")),
+    ("cli", lambda argv: Path(argv[0]).name == "pulumi"),
+)
+
+_SUMMARY_LINE = re.compile(r"^\s*(?:[+~-]+\s*)?(\d+)\s+(to \w+|\w+)\s*$")
+
+
+def resource_summary(text: str) -> dict[str, int]:
+    """The CLI's last ``Resources:`` block as ``{"created": 201}``."""
+    blocks = text.split("\nResources:\n")
+    counts: dict[str, int] = {}
+    for line in blocks[-1].splitlines() if len(blocks) > 1 else []:
+        match = _SUMMARY_LINE.match(line)
+        if match:
+            counts[match.group(2)] = int(match.group(1))
+        elif counts:
+            break
+    return counts
+
+
+@dataclass
+class Phase:
+    """One CLI run: wall seconds, requests per route, processes by role, resource summary."""
+
+    seconds: float
+    requests: dict[str, int]
+    usage: dict[str, ProcessUsage]
+    summary: dict[str, int]
+
+    def route(self, name: str) -> int:
+        return self.requests.get(name, 0)
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One stack's settings."""
+
+    mode: str
+    n: int
+    latency: float
+    checkpoints: bool
+
+    @property
+    def stack(self) -> str:
+        ckpt = "ckpt" if self.checkpoints else "nockpt"
+        return f"{self.mode}-n{self.n}-l{self.latency * 1000:g}-{ckpt}"
+
+    def describe(self) -> str:
+        ckpt = "on" if self.checkpoints else "off"
+        return f"{self.mode} N={self.n} L={self.latency * 1000:g}ms checkpoints {ckpt}"
+
+
+@dataclass
+class CycleResult:
+    """Every repetition's phases of one cycle (or the error that stopped it)."""
+
+    cycle: Cycle
+    runs: list[dict[str, Phase]] = field(default_factory=list)
+    error: str | None = None
+
+    def seconds(self, phase: str) -> float | None:
+        """The fastest repetition's time (the least disturbed by other load)."""
+        times = [run[phase].seconds for run in self.runs if phase in run]
+        return min(times) if times else None
+
+    def first(self, phase: str) -> Phase | None:
+        return next((run[phase] for run in self.runs if phase in run), None)
+
+
+class BenchError(RuntimeError):
+    """A CLI run failed or did something other than expected."""
+
+
+class EngineBench:
+    """The stacks of one benchmark run, in one project, backend and PULUMI_HOME."""
+
+    def __init__(self, state_dir: Path, bin_dir: Path, op_timeout: float) -> None:
+        self.state_dir = state_dir
+        self.project = state_dir / "project"
+        self.bin_dir = bin_dir
+        self.op_timeout = op_timeout
+        self.home = state_dir / "pulumi-home"
+
+    def prepare(self) -> None:
+        """A fresh project and backend; the hostup plugin in this run's PULUMI_HOME."""
+        for stale in (self.project, self.state_dir / "backend"):
+            shutil.rmtree(stale, ignore_errors=True)
+        write_project(self.project)
+        proc = subprocess.run(
+            [str(REPO / "tools" / "install-plugin"), "--pulumi-bin", str(self.bin_dir),
+             "--python", str(VENV / "bin" / "python")],
+            env={**os.environ, "PULUMI_HOME": str(self.home)},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise BenchError(f"tools/install-plugin failed:\n{proc.stdout}{proc.stderr}")
+
+    def stack(
+        self, cycle: Cycle, sim: SimulatorProcess, ids: Sequence[str], name: str | None = None
+    ) -> PulumiStack:
+        env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if not cycle.checkpoints else {}
+        stack = PulumiStack.create(
+            self.project, self.state_dir, name or cycle.stack, bin_dir=self.bin_dir, env=env,
+            timeout=self.op_timeout,
+        )  # fmt: skip
+        ids_file = self.project / f"ids-{len(ids)}.json"
+        ids_file.write_text(json.dumps(list(ids)))
+        stack.configure_hostup(sim.base_url, sim.api_key)
+        stack.set_config("bench:mode", cycle.mode)
+        stack.set_config("bench:ids", str(ids_file))
+        return stack
+
+    def phase(self, stack: PulumiStack, sim: SimulatorProcess, *args: str) -> Phase:
+        before = sim.stats()
+        with ProcessSampler(ROLES) as sampler:
+            started = time.perf_counter()
+            try:
+                proc = stack.run(*args, check=False)
+            except subprocess.TimeoutExpired as exc:
+                raise BenchError(f"pulumi {' '.join(args)} took over {exc.timeout:g} s") from None
+            seconds = time.perf_counter() - started
+        spent = sim.stats() - before
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+            raise BenchError(f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{tail}")
+        return Phase(seconds, dict(spent.by_route), sampler.usage(), resource_summary(proc.stdout))
+
+    def run_cycle(self, cycle: Cycle, repeats: int, log: Callable[[str], None]) -> CycleResult:
+        result = CycleResult(cycle)
+        sim_args = ["--latency", str(cycle.latency), "--vps-count", str(cycle.n)]
+        try:
+            with simulator(sim_args) as sim:
+                with HostupClient(sim.api_key, base_url=sim.base_url) as client:
+                    ids = [vps.id for vps in client.list_vps()]
+                if len(ids) != cycle.n:
+                    raise BenchError(f"the simulator lists {len(ids)} VPSes, not {cycle.n}")
+                stack = self.stack(cycle, sim, ids)
+                for _ in range(repeats):
+                    run: dict[str, Phase] = {}
+                    run["up"] = self.phase(stack, sim, "up", "--yes", "--skip-preview")
+                    expect(run["up"], "created", 2 * cycle.n, "up")
+                    run["preview"] = self.phase(stack, sim, "preview")
+                    changes = {k: v for k, v in run["preview"].summary.items()
+                               if k.startswith("to ")}  # fmt: skip
+                    if changes:
+                        raise BenchError(f"preview after up is not a no-change one: {changes}")
+                    run["refresh"] = self.phase(stack, sim, "refresh", "--yes", "--skip-preview")
+                    run["destroy"] = self.phase(stack, sim, "destroy", "--yes", "--skip-preview")
+                    expect(run["destroy"], "deleted", 2 * cycle.n, "destroy")
+                    result.runs.append(run)
+                    log(cycle_line(cycle, run))
+        except (BenchError, RuntimeError, subprocess.SubprocessError) as exc:
+            result.error = str(exc)
+            log(f"{cycle.describe()}: FAILED: {exc}")
+        return result
+
+    def warm_up(self, log: Callable[[str], None]) -> None:
+        """An unmeasured up and destroy of two VPSes per mode: pyc files, page cache,
+        plugin discovery."""
+        for mode in MODES:
+            cycle = Cycle(mode, 2, 0.0, True)
+            with simulator(["--vps-count", "2"]) as sim:
+                with HostupClient(sim.api_key, base_url=sim.base_url) as client:
+                    ids = [vps.id for vps in client.list_vps()]
+                stack = self.stack(cycle, sim, ids, name=f"warmup-{mode}")
+                self.phase(stack, sim, "up", "--yes", "--skip-preview")
+                self.phase(stack, sim, "destroy", "--yes", "--skip-preview")
+            log(f"warm-up {cycle.mode}: done")
+
+
+def expect(phase: Phase, kind: str, count: int, what: str) -> None:
+    """The run's summary says ``count`` resources ``kind`` (the stack resource aside)."""
+    got = phase.summary.get(kind, 0)
+    if got < count:
+        raise BenchError(f"{what}: {got} {kind}, expected {count}: {phase.summary}")
+
+
+def cycle_line(cycle: Cycle, run: dict[str, Phase]) -> str:
+    times = " ".join(f"{name} {run[name].seconds:6.2f}s" for name in PHASES)
+    up = run["up"]
+    provider = up.usage.get("provider", ProcessUsage())
+    return (
+        f"{cycle.describe():<42} {times}  up requests {sum(up.requests.values())} "
+        f"provider {provider.peak_mb:.0f} MB"
+    )
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def allowed_requests(phase: str, n: int, mode: str) -> dict[str, int]:
+    """The most requests per route that a phase of N VPSes needs (issue 14)."""
+    if mode == "control":
+        return {}
+    if phase == "up":
+        # The program's probe, the probe before the start (the API asks for it), one start
+        # and the polls of a command that exits at once.
+        return {"probe": 2 * n, "exec_start": n, "exec_output": POLLS_PER_COMMAND * n}
+    if phase == "refresh":
+        return {"exec_output": n}  # one read per result; a command's refresh reads nothing
+    if phase == "preview":
+        return {"probe": n}  # the program's probe (an Output that previews show)
+    return {}
+
+
+def excess_requests(result: CycleResult, phase: str) -> dict[str, int]:
+    """Requests beyond :func:`allowed_requests`, per route, worst repetition."""
+    worst: dict[str, int] = {}
+    allowed = allowed_requests(phase, result.cycle.n, result.cycle.mode)
+    for run in result.runs:
+        for route, count in run[phase].requests.items():
+            extra = count - allowed.get(route, 0)
+            if extra > 0:
+                worst[route] = max(worst.get(route, 0), extra)
+    return worst
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b <= 0 else a / b
+
+
+class Results:
+    """Lookups over the cycles of one run."""
+
+    def __init__(self, results: Sequence[CycleResult]) -> None:
+        self.by_cycle = {r.cycle: r for r in results}
+
+    def get(self, mode: str, n: int, latency: float, checkpoints: bool) -> CycleResult | None:
+        found = self.by_cycle.get(Cycle(mode, n, latency, checkpoints))
+        return found if found is not None and found.error is None and found.runs else None
+
+    def seconds(
+        self, mode: str, n: int, latency: float, checkpoints: bool, phase: str
+    ) -> float | None:
+        found = self.get(mode, n, latency, checkpoints)
+        return None if found is None else found.seconds(phase)
+
+
+def targets(
+    results: Results, small: int, large: int, latency: float, modes: Sequence[str]
+) -> list[Target]:
+    """Every figure of issue 14 that this run's modes (and a latency above 0) measure."""
+    ran = set(modes)
+    found: list[Target] = []
+    for needs, target in _all_targets(results, small, large, latency):
+        if needs <= ran and (latency > 0 or "ms / 0ms" not in target.figure):
+            found.append(target)
+    return found
+
+
+def _all_targets(
+    results: Results, small: int, large: int, latency: float
+) -> list[tuple[set[str], Target]]:
+    out: list[tuple[set[str], Target]] = []
+    s = results.seconds
+
+    # (1) Latency hidden: the same N at L and at 0 ms.
+    for mode in OURS:
+        for phase in TIMED:
+            limit = LATENCY_UP if phase == "up" else LATENCY_READ
+            value = _ratio(s(mode, small, latency, True, phase), s(mode, small, 0.0, True, phase))
+            note = "" if mode == "native" else "upstream dynamic server: 4 calls at a time"
+            out.append(({mode}, Target(f"{mode} {phase} N={small}: {latency * 1000:g}ms / 0ms",
+                                       value, "<=", limit, gated=mode == "native",
+                                       note=note)))  # fmt: skip
+
+    # (2) Flat scaling: (ours / control) at the large N over the same at the small N.
+    for checkpoints in (True, False):
+        ckpt = "on" if checkpoints else "off"
+        for mode in OURS:
+            for phase in TIMED:
+                big = _ratio(s(mode, large, 0.0, checkpoints, phase),
+                             s("control", large, 0.0, checkpoints, phase))  # fmt: skip
+                little = _ratio(s(mode, small, 0.0, checkpoints, phase),
+                                s("control", small, 0.0, checkpoints, phase))  # fmt: skip
+                out.append(({mode, "control"},
+                            Target(f"{mode} {phase} flat N={large}/N={small} (ckpt {ckpt})",
+                                   _ratio(big, little), "<=", FLAT)))  # fmt: skip
+
+    # (3) Preview against the control's.
+    for checkpoints in (True, False):
+        ckpt = "on" if checkpoints else "off"
+        for mode in OURS:
+            value = _ratio(s(mode, large, 0.0, checkpoints, "preview"),
+                           s("control", large, 0.0, checkpoints, "preview"))  # fmt: skip
+            out.append(({mode, "control"},
+                        Target(f"{mode} preview N={large} / control (ckpt {ckpt})", value,
+                               "<=", PREVIEW)))  # fmt: skip
+
+    # (4) No wasted requests, over every cycle of ours.
+    for mode in OURS:
+        for phase in ("up", "refresh"):
+            mine = [r for c, r in results.by_cycle.items() if c.mode == mode]
+            failed = any(r.error or not r.runs for r in mine)
+            excess: dict[str, int] = {}
+            for result in mine:
+                if result.runs:
+                    for route, extra in excess_requests(result, phase).items():
+                        excess[route] = excess.get(route, 0) + extra
+            note = ", ".join(f"{route} +{extra}" for route, extra in sorted(excess.items()))
+            value = None if failed or not mine else float(sum(excess.values()))
+            out.append(({mode}, Target(f"{mode} {phase} --skip-preview: requests over minimum",
+                                       value, "<=", 0, note=note)))  # fmt: skip
+
+    # (5) Native plugin / dynamic providers.
+    for lat in sorted({0.0, latency}):
+        for phase in ("up", "refresh"):
+            value = _ratio(s("native", small, lat, True, phase),
+                           s("dynamic", small, lat, True, phase))  # fmt: skip
+            out.append(({"native", "dynamic"},
+                        Target(f"native / dynamic {phase} N={small} {lat * 1000:g}ms", value,
+                               "<=", NATIVE_VS_DYNAMIC)))  # fmt: skip
+
+    # (6) Provider peak RSS.
+    for n, gated in ((small, True), (large, False)):
+        for mode in OURS:
+            peaks = [
+                phase.usage["provider"].peak_mb
+                for cycle, result in results.by_cycle.items()
+                if cycle.mode == mode and cycle.n == n and result.runs
+                for run in result.runs
+                for phase in run.values()
+                if "provider" in phase.usage
+            ]
+            out.append(({mode}, Target(f"{mode} provider peak RSS N={n} (MB)",
+                                       max(peaks) if peaks else None, "<=", PEAK_RSS_MB,
+                                       gated=gated)))  # fmt: skip
+    return out
+
+
+# --- where preview time goes (--explain) -----------------------------------------------
+
+#: Program variants: (label, mode, extra stack config).
+EXPLAIN_VARIANTS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("control", "control", {}),
+    ("control + import hostup_pulumi", "control", {"bench:importHostup": "true"}),
+    ("dynamic without the availability calls", "dynamic", {"bench:probe": "false"}),
+    ("dynamic", "dynamic", {}),
+    ("native without the availability invokes", "native", {"bench:probe": "false"}),
+    ("native", "native", {}),
+)
+
+
+def startup_seconds(module: str, tries: int = 3) -> float:
+    """How long ``python -m module`` takes to print its port (a provider plugin is ready
+    then); the fastest of ``tries``."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        with subprocess.Popen(
+            [str(VENV / "bin" / "python"), "-u", "-m", module, "127.0.0.1:1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        ) as proc:  # fmt: skip
+            assert proc.stdout is not None
+            ready = proc.stdout.readline().strip().isdigit()
+            best = min(best, time.perf_counter() - started) if ready else best
+            proc.kill()
+    return best
+
+
+def import_seconds(statement: str, tries: int = 3) -> float:
+    """Wall time of ``python -c statement`` minus that of ``python -c pass``."""
+
+    def run(code: str) -> float:
+        best = float("inf")
+        for _ in range(tries):
+            started = time.perf_counter()
+            subprocess.run([str(VENV / "bin" / "python"), "-c", code], check=True)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    return run(statement) - run("pass")
+
+
+DILL_PROBE = """
+import json, sys, time
+from pulumi.dynamic.dynamic import serialize_provider
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "hostup":
+    from hostup_pulumi.resources import _AgentCommandProvider as A, _AgentExecResultProvider as B
+else:
+    from bench_control import _CommandProvider as A, _ResultProvider as B
+a, b = A(), B()
+times, size = [], 0
+try:
+    for i in range(int(sys.argv[3])):
+        started = time.perf_counter()
+        size = len(serialize_provider(a if i % 2 == 0 else b))
+        times.append(time.perf_counter() - started)
+except RecursionError:
+    pass
+print(json.dumps({"times": times, "size": size}))
+"""
+
+
+def dill_costs(project: Path, registrations: int) -> dict[str, dict[str, Any]]:
+    """What the SDK's ``serialize_provider`` (dill, run for every dynamic resource the
+    program registers) costs in a fresh process: ``registrations`` calls alternating the two
+    providers, ours and the control's. Returns per kind the calls made before a
+    RecursionError (if any), the mean ms of the first and of the last 100 calls, the blob's
+    size."""
+    out = {}
+    for kind in ("hostup", "control"):
+        proc = subprocess.run(
+            [str(VENV / "bin" / "python"), "-c", DILL_PROBE, str(project), kind,
+             str(registrations)],
+            capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        data = json.loads(proc.stdout)
+        times = data["times"]
+        out[kind] = {
+            "calls": len(times),
+            "first_ms": 1000 * sum(times[:100]) / max(1, len(times[:100])),
+            "last_ms": 1000 * sum(times[-100:]) / max(1, len(times[-100:])),
+            "bytes": data["size"],
+        }
+    return out
+
+
+def explain(bench: EngineBench, n: int, repeats: int, log: Callable[[str], None]) -> str:
+    """Preview at N of each variant (checkpoints off: preview writes no state anyway), and
+    the parts measured alone; returns the report."""
+    lines = [f"where preview time goes, N={n} (fastest of {repeats} previews each)",
+             f"{'variant':<42} {'preview s':>9} {'vs control':>10} {'program CPU s':>13} "
+             f"{'provider CPU s':>14} {'providers':>9}  requests"]  # fmt: skip
+    control: float | None = None
+    for i, (label, mode, config) in enumerate(EXPLAIN_VARIANTS):
+        cycle = Cycle(mode, n, 0.0, False)
+        with simulator(["--vps-count", str(n)]) as sim:
+            with HostupClient(sim.api_key, base_url=sim.base_url) as client:
+                ids = [vps.id for vps in client.list_vps()]
+            stack = bench.stack(cycle, sim, ids, name=f"explain-{i}-{mode}-n{n}")
+            for key, value in config.items():
+                stack.set_config(key, value)
+            bench.phase(stack, sim, "up", "--yes", "--skip-preview")
+            previews = [bench.phase(stack, sim, "preview") for _ in range(repeats)]
+            bench.phase(stack, sim, "destroy", "--yes", "--skip-preview")
+        best = min(previews, key=lambda phase: phase.seconds)
+        control = best.seconds if control is None else control
+        program = min(ph.usage.get("program", ProcessUsage()).cpu_s for ph in previews)
+        provider = min(ph.usage.get("provider", ProcessUsage()).cpu_s for ph in previews)
+        count = best.usage.get("provider", ProcessUsage()).count
+        requests = ", ".join(f"{k} {v}" for k, v in sorted(best.requests.items())) or "none"
+        lines.append(f"{label:<42} {best.seconds:>9.2f} {best.seconds / control:>10.2f} "
+                     f"{program:>13.2f} {provider:>14.2f} {count:>9}  {requests}")  # fmt: skip
+        log(lines[-1])
+    lines.append("")
+    lines.append("start-up of a provider process until it serves (fastest of 3):")
+    for module in ("pulumi.dynamic", "hostup_pulumi.provider"):
+        lines.append(f"  python -m {module}: {startup_seconds(module):.2f} s")
+    lines.append("imports (python -c, minus an empty python's start):")
+    for module in ("pulumi", "pulumi.dynamic", "hostup_pulumi", "hostup_pulumi.resources",
+                   "hostup_pulumi.provider._experimental"):  # fmt: skip
+        statement = f"import {module}"
+        lines.append(f"  {statement}: {import_seconds(statement):.2f} s")
+    registrations = max(2 * n, 1200)
+    lines.append(f"dill: the SDK's serialize_provider, once per dynamic resource; "
+                 f"{registrations} in one process:")  # fmt: skip
+    for kind, cost in dill_costs(bench.project, registrations).items():
+        failed = cost["calls"] < registrations
+        lines.append(
+            f"  {kind}: {cost['bytes']} bytes; first 100 {cost['first_ms']:.2f} ms each, last "
+            f"100 {cost['last_ms']:.2f} ms each"
+            + (f"; RecursionError at registration {cost['calls'] + 1}" if failed else "")
+        )
+    return "\n".join(lines)
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def report(results: Sequence[CycleResult]) -> str:
+    """Per cycle: seconds per phase, requests per route, the provider's peak RSS and CPU."""
+    lines = [
+        f"{'cycle':<42} {'up':>7} {'preview':>7} {'refresh':>7} {'destroy':>7}  "
+        f"{'up requests (probe/start/poll)':>30}  {'refresh reads':>13}  "
+        f"{'provider MB':>11}  provider CPU s (up/preview/refresh)"
+    ]
+    for result in results:
+        if result.error or not result.runs:
+            lines.append(f"{result.cycle.describe():<42} FAILED: {result.error}")
+            continue
+        cells = [format_value(result.seconds(p)) for p in PHASES]
+        up, refresh = result.first("up"), result.first("refresh")
+        assert up is not None
+        assert refresh is not None
+        requests = "/".join(str(up.route(r)) for r in ("probe", "exec_start", "exec_output"))
+        others = sum(up.requests.values()) - sum(
+            up.route(r) for r in ("probe", "exec_start", "exec_output")
+        )
+        if others:
+            requests += f" +{others}"
+        peak = max(
+            (ph.usage["provider"].peak_mb for run in result.runs for ph in run.values()
+             if "provider" in ph.usage),
+            default=0.0,
+        )  # fmt: skip
+        cpu = "/".join(
+            f"{min(run[p].usage.get('provider', ProcessUsage()).cpu_s for run in result.runs):.1f}"
+            for p in TIMED
+        )
+        lines.append(
+            f"{result.cycle.describe():<42} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7} "
+            f"{cells[3]:>7}  {requests:>30}  {sum(refresh.requests.values()):>13}  "
+            f"{peak:>11.0f}  {cpu}"
+        )
+    return "\n".join(lines)
+
+
+def to_json(result: CycleResult) -> dict[str, Any]:
+    return {
+        "cycle": asdict(result.cycle),
+        "error": result.error,
+        "runs": [{name: asdict(phase) for name, phase in run.items()} for run in result.runs],
+    }
+
+
+def plan(sizes: Sequence[int], latency: float, modes: Sequence[str]) -> list[Cycle]:
+    """Control and ours side by side (so that each ratio compares neighbours in time)."""
+    cycles = []
+    for checkpoints in (True, False):
+        for n in sizes:
+            cycles += [Cycle(mode, n, 0.0, checkpoints) for mode in modes]
+    if latency > 0:
+        cycles += [Cycle(mode, sizes[0], latency, True) for mode in modes if mode in OURS]
+    return cycles
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every gated target is met, else 1."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 10 and 40 (development)")
+    parser.add_argument("--sizes", help="the two fleet sizes, small,large (default 100,400)")
+    parser.add_argument("--latency", type=float, default=0.05, help="the slow run's latency, s")
+    parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of each cycle (the fastest counts); default 2 at the small "
+                             "N and 1 at the large one")  # fmt: skip
+    parser.add_argument("--explain", action="store_true",
+                        help="instead: where preview time goes at the large N (6 min)")  # fmt: skip
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
+    parser.add_argument("--pulumi-bin", help="the engine's bin dir (default: see engine_bin)")
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".state" / "bench-engine")
+    parser.add_argument("--results", type=Path, help="write every measurement here (JSON)")
+    parser.add_argument("--op-timeout", type=float, default=None,
+                        help="seconds one CLI run may take (default 120 + 2 s a VPS)")  # fmt: skip
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="give up after this (default 3600; 900 with --quick)")  # fmt: skip
+    args = parser.parse_args(argv)
+
+    sizes = [int(x) for x in (args.sizes or ("10,40" if args.quick else "100,400")).split(",")]
+    small, large = min(sizes), max(sizes)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
+    max_seconds = args.max_seconds or (900.0 if args.quick else 3600.0)
+    watchdog(max_seconds, on_expire=kill_descendants)
+    op_timeout = args.op_timeout or 120.0 + 2.0 * large
+
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
+
+    bench = EngineBench(args.state_dir.resolve(), engine_bin(args.pulumi_bin), op_timeout)
+    bench.prepare()
+    log(f"engine {bench.bin_dir}; state {bench.state_dir}; sizes {small},{large}; "
+        f"latency 0 and {args.latency * 1000:g} ms; modes {','.join(modes)}")  # fmt: skip
+    if not args.no_warm_up:
+        bench.warm_up(log)
+    if args.explain:
+        print(explain(bench, large, args.repeats or 3, log))
+        return 0
+
+    results = []
+    for cycle in plan(sorted(set(sizes)), args.latency, modes):
+        repeats = args.repeats or (2 if cycle.n == small else 1)
+        results.append(bench.run_cycle(cycle, repeats, log))
+
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps([to_json(r) for r in results], indent=1))
+    (bench.state_dir / "results.json").write_text(json.dumps([to_json(r) for r in results]))
+
+    print()
+    print("seconds per phase (fastest of the repetitions); requests the simulator saw")
+    print(report(results))
+    print()
+    found = targets(Results(results), small, large, args.latency, modes)
+    print(target_table(found))
+    missed = [t.figure for t in found if t.met is False]
+    print(f"missed: {'; '.join(missed)}" if missed else "every gated target met")
+    print(target_line("engine", found, sizes=[small, large], latency=args.latency,
+                      seconds=round(time.perf_counter() - started, 1)))  # fmt: skip
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
