@@ -1,21 +1,19 @@
 """The sans-I/O flows shared by the sync and async clients: call, start, list, wait.
 
-Each operation is a generator ("flow") that yields :class:`Send` and :class:`Sleep` steps and
-receives, for a ``Send``, the read ``httpx.Response`` or the ``httpx.TransportError`` it
-raised. The clients only carry the steps out, so the sync and async clients cannot drift
-apart. The rules the flows follow live beside this module: what each endpoint sends
-(``_endpoints``), what an answer means (``_outcomes``), which failures retry and how long to
-wait (``_retry``), and when a request may go (``_pacing``).
+Each operation is a generator ("flow") that yields :class:`Send` and :class:`Sleep` steps
+(``_steps``) and receives, for a ``Send``, the read ``httpx.Response`` or the
+``httpx.TransportError`` it raised. The clients only carry the steps out, so the sync and
+async clients cannot drift apart. The rules the flows follow live beside this module: what
+each endpoint sends (``_endpoints``), what an answer means (``_outcomes``), which failures
+retry and how long to wait (``_retry``), and when a request may go (``_pacing``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -34,6 +32,7 @@ from ._pacing import (
     rate_observation,
 )
 from ._retry import RetryPolicy, retried_by_waits, retry_delay, server_wait
+from ._steps import Flow, Send, Sleep
 from ._validation import validate_pid, validate_seconds, validate_vps_id
 from .errors import (
     AgentUnavailableError,
@@ -46,8 +45,8 @@ from .errors import (
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps, VpsPage
 from .settings import Settings
 
-# USER_AGENT, Operation, PollSchedule, RateBudget and RetryPolicy are re-exported for code
-# that imported them from here before they moved.
+# Flow, Send, Sleep, USER_AGENT, Operation, PollSchedule, RateBudget and RetryPolicy are
+# re-exported for code that imported them from here before they moved.
 __all__ = [
     "USER_AGENT",
     "Core",
@@ -64,49 +63,6 @@ logger = logging.getLogger("hostup_pulumi")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this request and hand back the read response, or the TransportError raised.
-
-    httpx's read timeout bounds each read, not the whole body: a server that trickles bytes
-    could hold a call forever. So the shell reads the body in chunks and calls
-    :meth:`overrun` after each; past ``deadline`` (on ``clock``; the attempt began at
-    ``started``) or ``max_bytes`` it raises.
-    """
-
-    request: httpx.Request
-    deadline: float = math.inf
-    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
-    max_bytes: int = 8 * 1024 * 1024
-    started: float = 0.0
-
-    def overrun(self, size: int) -> None:
-        """Raise an httpx error once the body is too slow (past the deadline) or too big."""
-        if self.clock() > self.deadline:
-            raise outcomes.SlowBody(self.deadline - self.started, self.request)
-        if size > self.max_bytes:
-            raise outcomes.LargeBody(
-                f"the response body is larger than {self.max_bytes} bytes", request=self.request
-            )
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Wait this many seconds.
-
-    ``admission`` marks a wait that holds back the next request (the 429 gate or rate-limit
-    pacing): a shell with a concurrency limit keeps the request's slot while it sleeps, so
-    that other calls queue for slots instead of all waking to re-check the budget.
-    """
-
-    seconds: float
-    admission: bool = field(default=False, compare=False)
-
-
-Step = Send | Sleep
-Flow = Generator[Step, Any, T]
 
 
 class Core:

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._core import Core, Flow, Send, Sleep
+from ._core import Core
 from ._pacing import PollSchedule
 from ._retry import RetryPolicy
+from ._steps import Flow, Send, Sleep
 from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings

@@ -405,16 +405,9 @@ def error_from_response(
     cls = _STATUS_CLASSES.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError
-    kwargs: dict[str, Any] = {
-        "status_code": status_code,
-        "method": method,
-        "path": path,
-        "problem": problem,
-        "headers": headers,
-        "body_excerpt": excerpt,
-        "required_scope": required_scope,
-        "command_may_have_started": command_may_have_started,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(retry_after=retry_after, **kwargs)
-    return cls(**kwargs)
+    error = cls(status_code=status_code, method=method, path=path, problem=problem,
+                headers=headers, body_excerpt=excerpt, required_scope=required_scope,
+                command_may_have_started=command_may_have_started)  # fmt: skip
+    if isinstance(error, RateLimitError):
+        error.retry_after = retry_after
+    return error

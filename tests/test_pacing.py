@@ -26,9 +26,10 @@ from hostup_pulumi import (
     RateLimitError,
     Settings,
 )
-from hostup_pulumi._core import Core, Send, Sleep
+from hostup_pulumi._core import Core
 from hostup_pulumi._pacing import RateBudget, rate_observation
 from hostup_pulumi._retry import RetryPolicy
+from hostup_pulumi._steps import Send, Sleep
 from hostup_pulumi.testing import Fault
 
 KEY = "hk_test_pacing_0123456789"

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from hostup_pulumi._core import Sleep
+from hostup_pulumi._steps import Sleep
 
 from .clock import FakeClock
 
