@@ -1,0 +1,269 @@
+"""The native hostup plugin on the real engine: a Pulumi YAML program (through the real YAML
+language host) and a Python program with two explicit providers (two HostUp accounts), refresh,
+import, key rotation, the schema it serves, progress while waiting, one-line errors, Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from e2e_helpers import API_KEY, REPO, WEB, Stack
+
+import hostup_pulumi as hostup
+from hostup_pulumi.testing import HostupSimulator
+
+pytestmark = pytest.mark.e2e
+
+BETA_KEY = "hsk_test_e2e_BETA_ACCOUNT_c0ffee112233445566"
+BETA_KEY_ROTATED = "hsk_test_e2e_BETA_ROTATED_99887766554433"
+SCOPES = ["read:vm", "write:vm"]
+RESULT_TYPE = "hostup:index:AgentExecResult"
+
+
+def beta_account(sim: HostupSimulator, key: str = BETA_KEY) -> str:
+    """A second account with its own key and VPS; returns the VPS id."""
+    sim.add_api_key(key, SCOPES, account="beta")
+    return sim.add_vps(name="beta-web", account="beta")
+
+
+def assert_each_vps_saw_only_its_key(sim: HostupSimulator, expected: dict[str, set[str]]) -> None:
+    """Every request for a VPS carried one of that VPS's account keys, and each VPS was used."""
+    seen: dict[str, set[str]] = {vps: set() for vps in expected}
+    for request in sim.requests:
+        if request.vps_id in expected:
+            seen[request.vps_id].add(str(request.key_label))
+            assert request.account == request.vps_account, request
+    labels = {vps: {sim.key_label(key) for key in keys} for vps, keys in expected.items()}
+    for vps in expected:
+        assert seen[vps], f"no request reached {vps}"
+        assert seen[vps] <= labels[vps], f"{vps} saw another account's key"
+
+
+def yaml_stack(make_stack: Any, sim: HostupSimulator, beta_vps: str, **config: str) -> Stack:
+    stack: Stack = make_stack(
+        "yaml", plugin=True, vpsId=WEB, otherVpsId=beta_vps, otherBaseUrl=sim.base_url, **config
+    )
+    stack.stack.set_config("otherApiKey", BETA_KEY, secret=True)
+    return stack
+
+
+def test_yaml_program_with_two_accounts_through_its_lifecycle(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    sim.script_command("uname -a", stdout="YAML_STDOUT_MARKER\n")
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps)
+
+    stack.run("up", "--yes")
+    assert sim.count("exec_start") == 2
+    outputs = stack.outputs()
+    assert outputs["available"] is True
+    assert outputs["otherAvailable"] is True
+    assert (outputs["exitCode"], outputs["otherExitCode"]) == (0, 0)
+    assert outputs["stdout"] == "[secret]"
+    assert stack.outputs(show_secrets=True)["stdout"] == "YAML_STDOUT_MARKER\n"
+    assert_each_vps_saw_only_its_key(sim, {WEB: {API_KEY}, beta_vps: {BETA_KEY}})
+
+    text, state = stack.export()
+    for secret in (API_KEY, BETA_KEY, "YAML_STDOUT_MARKER"):
+        assert secret not in text
+    results = [r for r in state["deployment"]["resources"] if r["type"] == RESULT_TYPE]
+    assert len(results) == 2
+    for result in results:
+        assert result["id"] == f"{result['outputs']['vpsId']}/{int(result['outputs']['pid'])}"
+        assert "ciphertext" in result["outputs"]["stdout"]
+
+    # Refresh changes nothing, and then the program has nothing to do.
+    stack.run("refresh", "--yes")
+    stack.run("preview", "--expect-no-changes")
+    assert sim.count("exec_start") == 2
+
+    # A rotated key replaces nothing and runs nothing.
+    sim.add_api_key(BETA_KEY_ROTATED, SCOPES, account="beta")
+    stack.stack.set_config("otherApiKey", BETA_KEY_ROTATED, secret=True)
+    preview = stack.run("preview", "--diff")
+    assert "to replace" not in preview.summary()
+    stack.run("up", "--yes")
+    assert sim.count("exec_start") == 2
+    sim.clear_requests()
+    stack.run("refresh", "--yes")
+    assert_each_vps_saw_only_its_key(sim, {beta_vps: {BETA_KEY_ROTATED}})
+
+    stack.run("destroy", "--yes")
+    assert stack.resources(RESULT_TYPE) == []
+    assert sim.count("exec_start") == 0  # since the log was cleared: nothing ran again
+    assert API_KEY not in stack.transcript()
+    assert BETA_KEY not in stack.transcript()
+
+
+def test_import_adopts_an_existing_command_and_its_output(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    sim.script_command("hostname", stdout="IMPORTED_STDOUT\n")
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps)
+    with hostup.HostupClient(api_key=API_KEY, base_url=sim.base_url) as client:
+        pid = client.start_agent_exec(WEB, "hostname").pid
+        client.wait_for_agent_exec(WEB, pid, timeout=10)
+    starts = sim.count("exec_start")
+
+    run = stack.run("import", f"{RESULT_TYPE}", "adopted", f"{WEB}/{pid}", "--yes",
+                    "--protect=false")  # fmt: skip
+    assert "warning" not in run.output.lower()
+    run = stack.run("import", "hostup:index:AgentCommand", "adopted-command", f"{WEB}/{pid}",
+                    "--yes", "--protect=false")  # fmt: skip
+    assert "warning" not in run.output.lower(), run.output
+
+    text, state = stack.export()
+    assert "IMPORTED_STDOUT" not in text
+    adopted = next(r for r in state["deployment"]["resources"] if r["urn"].endswith("::adopted"))
+    assert adopted["id"] == f"{WEB}/{pid}"
+    assert adopted["outputs"]["exitCode"] == 0
+    assert "ciphertext" in adopted["outputs"]["stdout"]
+    assert sim.count("exec_start") == starts  # importing runs nothing
+
+    stack.run("destroy", "--yes")
+    assert sim.count("exec_start") == starts
+
+
+def test_python_program_with_two_explicit_providers(make_stack: Any, sim: HostupSimulator) -> None:
+    sim.script_command("uname -a", stdout="PY_NATIVE_STDOUT\n")
+    beta_vps = beta_account(sim)
+    stack: Stack = make_stack("two-accounts", plugin=True, acmeVpsId=WEB, betaVpsId=beta_vps,
+                              baseUrl=sim.base_url)  # fmt: skip
+    stack.stack.set_config("acmeApiKey", API_KEY, secret=True)
+    stack.stack.set_config("betaApiKey", BETA_KEY, secret=True)
+    # The default provider has no key: only the explicit ones can work.
+    stack.run("config", "rm", "hostup:apiKey")
+
+    stack.run("up", "--yes")
+    outputs = stack.outputs()
+    assert outputs["acmeAvailable"] is True
+    assert outputs["betaAvailable"] is True
+    assert (outputs["acmeExitCode"], outputs["betaExitCode"]) == (0, 0)
+    assert outputs["betaStdout"] == "[secret]"
+    assert stack.outputs(show_secrets=True)["betaStdout"] == "PY_NATIVE_STDOUT\n"
+    assert sim.count("exec_start") == 2
+    assert_each_vps_saw_only_its_key(sim, {WEB: {API_KEY}, beta_vps: {BETA_KEY}})
+    text, _ = stack.export()
+    assert API_KEY not in text
+    assert BETA_KEY not in text
+
+    stack.run("refresh", "--yes")
+    stack.run("preview", "--expect-no-changes")
+    stack.run("destroy", "--yes")
+    assert sim.count("exec_start") == 2
+
+
+def test_plugin_serves_the_repos_schema(make_stack: Any) -> None:
+    stack: Stack = make_stack("yaml", plugin=True)
+    proc = stack.stack.run("package", "get-schema", "hostup", with_stack=False)
+    assert json.loads(proc.stdout) == json.loads((REPO / "schema.json").read_text())
+
+
+def test_errors_are_one_line_without_python_frames(make_stack: Any, sim: HostupSimulator) -> None:
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps)
+    stack.stack.set_config("otherApiKey", "hsk_test_wrong_key_000000000000", secret=True)
+
+    run = stack.run("up", "--yes", ok=False)
+    assert "HTTP 401 unauthorized" in run.output
+    assert "HOSTUP_API_KEY" in run.output
+    assert "Traceback" not in run.output
+    assert 'File "' not in run.output
+
+    stack.stack.set_config("otherBaseUrl", "ftp://example.com")
+    run = stack.run("preview", ok=False)
+    assert "baseUrl" in run.output
+    assert "is not an http(s) URL" in run.output
+    assert "Traceback" not in run.output
+    assert 'File "' not in run.output
+
+
+def test_a_long_wait_shows_its_progress(make_stack: Any, sim: HostupSimulator) -> None:
+    sim.script_command("sleep 7", stdout="done\n", duration=7)
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps, command="sleep 7")
+
+    # --json streams the engine's events, status lines included.
+    run = stack.run("up", "--yes", "--skip-preview", "--json")
+
+    statuses = [
+        event["diagnosticEvent"]
+        for event in map(json.loads, run.stdout.splitlines())
+        if event.get("diagnosticEvent", {}).get("ephemeral")
+    ]
+    waiting = [(s["urn"], s["message"].strip()) for s in statuses]
+    assert any(
+        urn.endswith("hostup:index:AgentExecResult::jobResult")
+        and message.startswith("waiting for pid ")
+        and message.endswith(f" on {WEB}: 5 s of 120 s")
+        for urn, message in waiting
+    ), waiting
+
+
+def test_ctrl_c_stops_a_wait_at_once_and_the_next_up_resumes(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    sim.script_command("sleep 12", stdout="slow\n", duration=12)
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps, command="sleep 12")
+    argv = [str(stack.stack.bin_dir / "pulumi"), "up", "--yes", "--non-interactive",
+            "--stack", stack.stack.name]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=stack.project_dir, env=stack.stack.env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while sim.count("exec_output") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sim.count("exec_output") >= 2, "the wait never started"
+        pressed = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        stopped = time.monotonic() - pressed
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert stopped < 2.0 + 1.0, f"Ctrl-C took {stopped:.1f}s"  # the wait's 2 s, plus exit
+    assert "was cancelled (Ctrl-C)" in out
+    results = [r for r in stack.resources(RESULT_TYPE) if r["outputs"].get("exited")]
+    assert results == []  # nothing recorded as finished
+    starts = sim.count("exec_start")
+    assert starts == 2
+
+    stack.run("up", "--yes", "--skip-preview")
+    assert sim.count("exec_start") == starts  # resumed waiting: no second start
+    assert stack.outputs()["exitCode"] == 0
+
+
+def test_refresh_keeps_a_finished_result_when_hostup_reuses_its_pid(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    sim.script_command("echo one", stdout="ONE_OUT\n")
+    sim.script_command("echo other", stdout="OTHER_OUT\n", exit_code=4)
+    beta_vps = beta_account(sim)
+    stack = yaml_stack(make_stack, sim, beta_vps, command="echo one")
+    stack.run("up", "--yes")
+    recorded = stack.outputs(show_secrets=True)
+
+    sim.set_next_pid(recorded["pid"], vps_id=WEB)
+    with hostup.HostupClient(api_key=API_KEY, base_url=sim.base_url) as client:
+        assert client.start_agent_exec(WEB, "echo other").pid == recorded["pid"]
+
+    refresh = stack.run("refresh", "--yes")
+
+    assert (
+        f"HostUp now reports other output for pid {recorded['pid']} on {WEB} than the finished "
+        "command recorded in the state"
+    ) in " ".join(refresh.output.split())
+    assert stack.outputs(show_secrets=True) == recorded
+    stack.run("preview", "--expect-no-changes")
