@@ -13,9 +13,9 @@ time and jumps by every sleep, so the real backoff and the servers' requested wa
 (and recorded) without costing test time. Only the read-timeout cells take real time (a
 0.15 s client timeout).
 
-The README's fault table is rendered from ``EXPECTED`` by :func:`render_table`;
+docs/faults.md's fault table is rendered from ``EXPECTED`` by :func:`render_table`;
 ``test_readme_table_is_the_matrix`` keeps the two equal. After changing an expectation, run
-``python tests/test_fault_matrix.py`` and paste its output between the README's markers.
+``python tests/test_fault_matrix.py`` and paste its output between the markers in docs/faults.md.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from hostup_pulumi import (
 )
 from hostup_pulumi.testing import Fault, HostupSimulator
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "faults.md"
 TABLE_START = "<!-- fault-matrix:start -->"
 TABLE_END = "<!-- fault-matrix:end -->"
 
@@ -226,7 +226,7 @@ def shown(key: tuple[str, str, int]) -> str:
 
 
 def render_table() -> str:
-    """The README's fault table, from ``EXPECTED`` (and ``KNOWN_BUGS``)."""
+    """docs/faults.md's fault table, from ``EXPECTED`` (and ``KNOWN_BUGS``)."""
     header = ["fault on the route"]
     for title in GROUPS.values():
         header += [f"{title}, 1 fault", f"{title}, 3 in a row"]
@@ -406,18 +406,18 @@ def test_a_post_with_an_unusable_body_flags_command_may_have_started(
     assert getattr(error, "command_may_have_started", None) is True
 
 
-# -- the README table -------------------------------------------------------------------------
+# -- the table in docs/faults.md -------------------------------------------------------------------------
 
 
 def readme_table(text: str) -> str:
     match = re.search(re.escape(TABLE_START) + r"\n(.*?)\n" + re.escape(TABLE_END), text, re.S)
-    assert match, f"README.md has no {TABLE_START} ... {TABLE_END} block"
+    assert match, f"docs/faults.md has no {TABLE_START} ... {TABLE_END} block"
     return match.group(1).strip()
 
 
 def test_readme_table_is_the_matrix() -> None:
     assert readme_table(README.read_text(encoding="utf-8")) == render_table(), (
-        "README.md's fault table differs from the matrix: "
+        "docs/faults.md's fault table differs from the matrix: "
         "run `python tests/test_fault_matrix.py` and paste its output"
     )
 
