@@ -1,41 +1,63 @@
-"""Polling benchmark: ``wait_for_agent_exec`` on commands lasting 1, 5 and 20 seconds.
+"""Polling benchmark: ``wait_for_agent_exec`` on commands of 1, 5, 20 and 120 seconds.
 
-Starts the simulator in its own process (per-request latency L, default 50 ms), starts
-``sleep D`` on a VPS through ``HostupClient.start_agent_exec`` and waits for it with
-``wait_for_agent_exec`` (the production poll schedule), one command after the other. For
-each command it reports the polls the simulator received (``GET ...agent/exec?pid=``) and
-the lag between the command's exit and the moment the client returned.
+Starts the simulator in its own process (per-request latency L, default 50 ms) and, for
+each length T at once (one thread and one client each, so the whole run takes about the
+longest T), starts ``sleep T`` on a VPS with ``start_agent_exec`` and waits for it with
+``wait_for_agent_exec`` on the production poll schedule. The client's transport records
+when each poll (``GET ...agent/exec?pid=``) is sent.
 
-The lag is an upper bound: the command started on the server no earlier than L after the
-start request was sent, so it exited no earlier than ``sent + L + D``.
+Per T it reports:
 
-Targets: lag <= 0.1 * D + 0.5 s for each command; on average at most 1 poll per second of
-command time, averaged as total polls / total command seconds over the three commands
-(the per-command rate is shown too).
+- lag: from the command's exit to the *sending* of the poll that saw it. The simulator
+  starts a command once it has slept L on the start request, so the exit is taken as
+  ``start sent + L + T``, the earliest it can be; it reads a poll's answer L after the poll
+  was sent, so a lag can be as low as -L.
+- polls, and P_min(T): the fewest polls that meet the lag target (polls at t0 = 0 and
+  t(k+1) = 1.1 t(k) + 0.5 into the wait, up to the first at or past T), and their ratio.
 
-A second table replays the same schedule on a fake clock (no server, no sleeping) for
-commands of every length from 0.1 s to 120 s, to show the worst lag and poll rate at
-any length, not only at the three measured.
+Targets (issue 14): lag <= 0.1 T + 0.5 s and polls <= ceil(1.1 P_min) + 1. The simulator's
+own count of polls is checked against the client's.
 
-Usage: ``python bench/poll.py``. The last line is machine-readable (``poll:``).
+Usage: ``python bench/poll.py``. The last line is machine-readable (``poll:``, with the
+worst polls/P_min ratio); the exit status is 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 import httpx
 from _common import SimulatorProcess, simulator, watchdog
 
-from hostup_pulumi import HostupClient, Settings
-from hostup_pulumi._core import EXEC_POLL, Core, PollSchedule, Sleep
+from hostup_pulumi import HostupClient
+from hostup_pulumi._pacing import EXEC_POLL
 
-VPS_ID = "vps_01benchpo11000000000000000"
+
+def fewest_polls(seconds: float) -> int:
+    """P_min(T): polls at t0 = 0 and t(k+1) = 1.1 t(k) + 0.5, up to the first at or past T."""
+    sent, polls = 0.0, 1
+    while sent < seconds:
+        sent, polls = 1.1 * sent + 0.5, polls + 1
+    return polls
+
+
+class _RecordingTransport(httpx.HTTPTransport):
+    """Notes the time each poll of a command's output is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(trust_env=False)
+        self.polls: list[float] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and "pid" in request.url.params:
+            self.polls.append(time.monotonic())
+        return super().handle_request(request)
 
 
 @dataclass(frozen=True)
@@ -44,118 +66,117 @@ class Run:
 
     duration: float
     polls: int
-    starts: int
     lag: float
+
+    @property
+    def fewest(self) -> int:
+        return fewest_polls(self.duration)
+
+    @property
+    def ratio(self) -> float:
+        return self.polls / self.fewest
 
     @property
     def lag_target(self) -> float:
         return 0.1 * self.duration + 0.5
 
     @property
-    def rate(self) -> float:
-        return self.polls / self.duration
+    def poll_target(self) -> int:
+        return math.ceil(1.1 * self.fewest) + 1
+
+    @property
+    def met(self) -> bool:
+        return self.lag <= self.lag_target and self.polls <= self.poll_target
 
 
 def measure(sim: SimulatorProcess, vps_id: str, duration: float, latency: float) -> Run:
-    """Start ``sleep duration`` and wait for it; return what it cost."""
-    with HostupClient(sim.api_key, base_url=sim.base_url) as client:
-        before = sim.stats()
-        sent = time.perf_counter()
+    """Start ``sleep duration`` and wait for it; return when the exit was seen, and how."""
+    transport = _RecordingTransport()
+    with HostupClient(sim.api_key, base_url=sim.base_url, transport=transport) as client:
+        sent = time.monotonic()
         started = client.start_agent_exec(vps_id, f"sleep {duration:g}")
         output = client.wait_for_agent_exec(vps_id, started.pid, timeout=duration + 60)
-        detected = time.perf_counter()
-        spent = sim.stats() - before
     if not output.exited or output.exit_code != 0:
         raise RuntimeError(f"sleep {duration:g} ended unexpectedly: {output!r}")
-    lag = detected - (sent + latency + duration)
-    polls, starts = spent.by_route.get("exec_output", 0), spent.by_route.get("exec_start", 0)
-    return Run(duration, polls, starts, lag)
+    exited_at = sent + latency + duration  # the earliest the simulator can have ended it
+    return Run(duration, len(transport.polls), transport.polls[-1] - exited_at)
 
 
-def replay(schedule: PollSchedule, duration: float, latency: float) -> tuple[int, float]:
-    """The schedule on a fake clock: (polls, lag) for a command exiting ``duration`` s after
-    the wait began, each request taking ``latency`` s (answered as the server saw it then)."""
-    clock = [0.0]
-    settings = Settings.resolve(api_key="bench", base_url="http://127.0.0.1:9", env={})
-    epoch = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    core = Core(settings, clock=lambda: clock[0], now=lambda: epoch + timedelta(seconds=clock[0]))
-    flow = core.wait_for_exec(VPS_ID, 1, timeout=duration * 2 + 60, schedule=schedule)
-    polls, outcome = 0, None
-    try:
-        while True:
-            step = flow.send(outcome)
-            if isinstance(step, Sleep):
-                clock[0] += step.seconds
-                outcome = None
-                continue
-            polls += 1
-            clock[0] += latency  # the server answers as of its state then
-            exited = clock[0] >= duration
-            outcome = httpx.Response(
-                200, json={"exited": exited, "exitCode": 0 if exited else None}
-            )
-    except StopIteration:
-        pass
-    return polls, clock[0] - duration
+def measure_all(
+    sim: SimulatorProcess, vps_ids: list[str], durations: list[float], latency: float
+) -> list[Run]:
+    """Every duration at once, one thread (and client, and VPS) each."""
+    runs: dict[float, Run] = {}
+    failures: list[BaseException] = []
+
+    def one(vps_id: str, duration: float) -> None:
+        try:
+            runs[duration] = measure(sim, vps_id, duration, latency)
+        except BaseException as exc:  # reported below, after the others finish
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=one, args=(vps_id, duration), name=f"sleep-{duration:g}")
+        for vps_id, duration in zip(vps_ids, durations, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return [runs[d] for d in durations]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return 0 when every target is met, else 1."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--durations", default="1,5,20", help="command lengths, seconds")
+    parser.add_argument("--durations", default="1,5,20,120", help="command lengths, seconds")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request (L)")
-    parser.add_argument("--max-seconds", type=float, default=300, help="give up after this")
+    parser.add_argument("--max-seconds", type=float, default=400, help="give up after this")
     args = parser.parse_args(argv)
     durations = [float(d) for d in args.durations.split(",")]
     watchdog(args.max_seconds)
-    schedule = EXEC_POLL
     latency = args.latency
+    count = str(len(durations))
 
-    with simulator(["--latency", str(latency), "--vps-count", "1"]) as sim:
+    with simulator(["--latency", str(latency), "--vps-count", count]) as sim:
         with HostupClient(sim.api_key, base_url=sim.base_url) as client:
-            [vps_id] = [vps.id for vps in client.list_vps()]
-        runs = [measure(sim, vps_id, d, latency) for d in durations]
+            vps_ids = [vps.id for vps in client.list_vps()]
+        before = sim.stats()
+        runs = measure_all(sim, vps_ids, durations, latency)
+        counted = (sim.stats() - before).by_route.get("exec_output", 0)
 
+    schedule = EXEC_POLL
     print(
-        f"simulator: latency {latency * 1000:g} ms; schedule: first poll at once, then every "
-        f"min({schedule.cap:g}, {schedule.first:g} + {schedule.growth:g} * elapsed) s"
+        f"simulator: latency {latency * 1000:g} ms; {len(runs)} command(s) at once. Schedule: a "
+        f"poll at once, then each sent {schedule.first:g} + {schedule.growth:g} x (when the "
+        f"previous one was sent) s after it (gap at most {schedule.cap:g} s)"
     )
-    header = ("command", "polls", "+start", "polls/s", "lag (s)", "lag target")
-    print("{:>10} {:>6} {:>7} {:>8} {:>8} {:>11}".format(*header))
-    ok = True
+    header = ("command", "lag (s)", "target", "polls", "P_min", "polls/P_min", "target", "met")
+    line = "{:>10} {:>8} {:>7} {:>6} {:>6} {:>12} {:>7} {:>4}"
+    print(line.format(*header))
     for run in runs:
-        met = run.lag <= run.lag_target
-        ok = ok and met
-        row = (f"sleep {run.duration:g}", run.polls, run.starts, run.rate, run.lag, run.lag_target)
-        line = "{:>10} {:>6} {:>7} {:>8.2f} {:>8.2f} {:>11.2f}".format(*row)
-        print(line if met else line + " MISSED")
-    total_polls = sum(r.polls for r in runs)
-    total_seconds = sum(r.duration for r in runs)
-    average = total_polls / total_seconds
-    with_starts = (total_polls + sum(r.starts for r in runs)) / total_seconds
-    rate_met = average <= 1.0
-    ok = ok and rate_met
+        print(
+            line.format(
+                f"sleep {run.duration:g}", f"{run.lag:.2f}", f"{run.lag_target:.2f}", run.polls,
+                run.fewest, f"{run.ratio:.2f}", run.poll_target, "yes" if run.met else "NO",
+            )
+        )  # fmt: skip
+    polls = sum(run.polls for run in runs)
+    agree = counted == polls
     print(
-        f"average: {total_polls} polls / {total_seconds:g} command seconds = {average:.2f} "
-        f"polls/s (target <= 1){'' if rate_met else ' MISSED'}; "
-        f"{with_starts:.2f} requests/s counting the start requests"
+        f"the simulator counted {counted} polls, the clients sent {polls}"
+        + ("" if agree else " MISMATCH")
     )
-
-    # The same schedule on a fake clock, at every length (not only the three above).
-    lengths = [round(0.1 * i, 1) for i in range(1, 1201)]
-    replays = {d: replay(schedule, d, latency) for d in lengths}
-    worst = max(lengths, key=lambda d: replays[d][1] - (0.1 * d + 0.5))
-    rates = ", ".join(f"{replays[d][0] / d:.2f} at {d:g} s" for d in (1.0, 5.0, 20.0, 120.0))
-    print(
-        f"fake clock, commands of 0.1 to 120 s in 0.1 s steps, L = {latency:g} s: worst lag "
-        f"{replays[worst][1]:.2f} s at {worst:g} s (target {0.1 * worst + 0.5:.2f}); "
-        f"polls/s {rates}"
-    )
-
+    ok = agree and all(run.met for run in runs)
+    worst = max(run.ratio for run in runs)
     fields = " ".join(
-        f"polls_{r.duration:g}s={r.polls} lag_{r.duration:g}s={r.lag:.2f}" for r in runs
+        f"lag_{r.duration:g}s={r.lag:.2f} polls_{r.duration:g}s={r.polls} "
+        f"pmin_{r.duration:g}s={r.fewest}"
+        for r in runs
     )
-    print(f"poll: L={latency:g} {fields} polls_per_s={average:.2f}")
+    print(f"poll: L={latency:g} {fields} worst_ratio={worst:.2f} met={'yes' if ok else 'no'}")
     return 0 if ok else 1
 
 

@@ -344,13 +344,14 @@ class Core:
         timeout: float,
         schedule: PollSchedule,
     ) -> Flow[T]:
-        """Poll until ``done``; at the deadline raise ``expired()``. A failed poll that may
-        pass (429, 408, 5xx, a lost connection) is waited out and polled again, within the
-        deadline."""
+        """Poll on ``schedule`` until ``done``; at the deadline raise ``expired()``. A failed
+        poll that may pass (429, 408, 5xx, a lost connection) is waited out and polled
+        again, within the deadline."""
         began = self._clock()
         deadline = began + timeout
         failures = 0
         while True:
+            sent = self._clock() - began
             try:
                 result = yield from poll(deadline)
             except HostupError as exc:
@@ -372,10 +373,13 @@ class Core:
                 continue
             if done(result):
                 return result
-            remaining = deadline - self._clock()
-            if remaining <= 0:
+            now = self._clock()
+            if now >= deadline:
                 raise expired()
-            yield Sleep(min(schedule.interval(self._clock() - began), remaining))
+            # Timed from this poll's send: its round trip does not delay the next one.
+            wait = min(began + schedule.next_poll(sent), deadline) - now
+            if wait > 0:
+                yield Sleep(wait)
 
 
 def _describe(outcome: httpx.Response | Exception) -> str:

@@ -195,21 +195,28 @@ class Admission:
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Interval between polls: fast first, growing with elapsed time, capped.
+    """When a wait polls: at once, then each poll ``first + growth * t`` seconds after the
+    previous one was *sent* at ``t`` seconds into the wait (at most ``cap`` apart).
 
-    ``first + growth * elapsed`` keeps the lag between a command's exit and its detection
-    within ``growth`` of its run time plus ``first`` seconds (plus one request's round trip:
-    the interval is slept after each answer), with few requests for long runs.
-    ``bench/poll.py`` measures it.
+    Timed from the send, not from the answer, so a slow round trip does not add to the gap.
+    With the exec defaults (0.5 s, 0.1) the polls go at t(k+1) = 1.1 t(k) + 0.5: the poll that
+    first sees a command exited is sent within 0.1 T + 0.5 s of its exit at T, with the
+    fewest polls that guarantee it (3, 9, 18 and 35 for T = 1, 5, 20 and 120 s).
+    ``bench/poll.py`` measures it against the simulator.
     """
 
     first: float = 0.5
     growth: float = 0.1
-    cap: float = 5.0
+    #: A safety bound on the gap, far above what a wait of minutes reaches.
+    cap: float = 60.0
 
     def interval(self, elapsed: float) -> float:
-        """Seconds to wait before the next poll, ``elapsed`` seconds after the wait began."""
+        """The gap after a poll sent ``elapsed`` seconds after the wait began."""
         return min(self.cap, self.first + self.growth * max(0.0, elapsed))
+
+    def next_poll(self, sent: float) -> float:
+        """When (seconds into the wait) to send the poll after one sent at ``sent``."""
+        return sent + self.interval(sent)
 
 
 EXEC_POLL = PollSchedule()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import weakref
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from hostup_pulumi import (
 from hostup_pulumi import _endpoints as endpoints
 from hostup_pulumi._core import Core
 from hostup_pulumi._endpoints import USER_AGENT, Operation
-from hostup_pulumi._pacing import PollSchedule
+from hostup_pulumi._pacing import EXEC_POLL, PollSchedule
 from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after, server_wait
 
 KEY = "hk_test_SUPERSECRETKEY_0123456789"
@@ -880,6 +881,62 @@ def test_poll_schedule_grows_with_elapsed_time_and_is_capped() -> None:
     assert schedule.interval(10_000) == 5.0
     values = [schedule.interval(t) for t in range(0, 100)]
     assert values == sorted(values)
+
+
+def fewest_polls(exit_at: float) -> int:
+    """P_min: polls at t0 = 0 and t(k+1) = 1.1 t(k) + 0.5 until one is at or past the exit."""
+    sent, polls = 0.0, 1
+    while sent < exit_at:
+        sent, polls = 1.1 * sent + 0.5, polls + 1
+    return polls
+
+
+def test_fewest_polls_for_the_lag_target() -> None:
+    assert [fewest_polls(t) for t in (1, 5, 20, 120)] == [3, 9, 18, 35]
+
+
+def test_the_exec_schedule_sends_each_poll_from_the_previous_send() -> None:
+    assert EXEC_POLL.next_poll(0.0) == 0.5
+    assert EXEC_POLL.next_poll(10.0) == pytest.approx(11.5)  # 1.1 * 10 + 0.5
+    assert EXEC_POLL.next_poll(200.0) == pytest.approx(220.5)  # no 5 s cap any more
+    assert EXEC_POLL.next_poll(10_000.0) == pytest.approx(10_060.0)  # a 60 s safety cap
+
+
+def exec_wait(exit_at: float, latency: float) -> FlowDriver:
+    """A wait for a command that exits ``exit_at`` s after the wait began; each request takes
+    ``latency`` s, and the server answers as of the moment the request arrives."""
+    core = make_core(poll=EXEC_POLL)
+    began = _CLOCKS[core].t
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return exited() if _CLOCKS[core].t - began >= exit_at else running()
+
+    driver = driver_for(core, answer, latency=latency)
+    driver.run(core.wait_for_agent_exec(VID, 4242, timeout=exit_at * 2 + 60))
+    driver.sent_at[:] = [t - began for t in driver.sent_at]
+    return driver
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.05, 0.3])
+def test_the_poll_that_sees_the_exit_is_sent_within_a_tenth_of_the_run_plus_half_a_second(
+    latency: float,
+) -> None:
+    # Every 0.1 s up to 20 s, then every second up to 120 s.
+    for exit_at in [0.1 * i for i in range(1, 201)] + [float(t) for t in range(21, 121)]:
+        driver = exec_wait(exit_at, latency)
+        lag = driver.sent_at[-1] - exit_at
+        assert 0 <= lag <= 0.1 * exit_at + 0.5 + 1e-9, (exit_at, lag)
+        polls = len(driver.requests)
+        assert polls <= math.ceil(1.1 * fewest_polls(exit_at)) + 1, (exit_at, polls)
+
+
+def test_the_round_trip_does_not_add_to_the_interval() -> None:
+    driver = exec_wait(5.0, latency=0.2)
+    assert driver.sent_at == pytest.approx([0, 0.5, 1.05, 1.655, 2.3205, 3.05255, 3.857805,
+                                            4.7435855, 5.71794405])  # fmt: skip
+    assert len(driver.requests) == fewest_polls(5.0) == 9
+    # Each sleep is what is left of the interval once the answer is in.
+    assert driver.sleeps[:3] == pytest.approx([0.3, 0.35, 0.405])
 
 
 def test_wait_for_exec_polls_until_exited() -> None:

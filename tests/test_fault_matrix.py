@@ -406,7 +406,7 @@ def test_a_post_with_an_unusable_body_flags_command_may_have_started(
     assert getattr(error, "command_may_have_started", None) is True
 
 
-# -- the table in docs/faults.md -------------------------------------------------------------------------
+# -- the table in docs/faults.md --------------------------------------------------------------
 
 
 def readme_table(text: str) -> str:
