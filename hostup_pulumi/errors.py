@@ -329,16 +329,16 @@ class CommandTimeoutError(HostupError):
         self.server_wait = server_wait
         self.failed_status = failed_status
         if stopped_early:
-            answered = f"HTTP {failed_status}" if failed_status else "an error"
             if server_wait is not None:
                 message += (
-                    f"; stopped early: the API answered {answered} and asked to wait "
+                    f"; stopped early: the API answered HTTP {failed_status} and asked to wait "
                     f"{server_wait:g}s, past the deadline"
                 )
             else:
+                failed = f"HTTP {failed_status}" if failed_status else "no usable answer"
                 message += (
-                    f"; stopped early: the last poll failed ({answered}) and another try "
-                    "would pass the deadline"
+                    f"; stopped early: the last poll failed ({failed}) and another try would "
+                    "pass the deadline"
                 )
         super().__init__(message)
 

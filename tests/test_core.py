@@ -1038,6 +1038,21 @@ def test_wait_for_exec_timeout_without_any_answer() -> None:
     )
 
 
+def test_a_wait_that_stops_early_after_lost_connections_says_so() -> None:
+    core = make_core(max_retries=0)
+    answers: list[Answer] = [running()] + [httpx.ReadError("connection reset")] * 10
+    driver = driver_for(core, lambda r: answers.pop(0))
+    with pytest.raises(CommandTimeoutError) as info:
+        driver.run(core.wait_for_agent_exec(VID, 4242, timeout=3))
+    assert str(info.value) == (
+        f"command pid 4242 on {VID} did not exit within 3s (still running); raise the timeout, "
+        "or read the output later by pid; stopped early: the last poll failed (no usable "
+        "answer) and another try would pass the deadline"
+    )
+    assert isinstance(info.value.__cause__, APIConnectionError)
+    assert (info.value.stopped_early, info.value.server_wait) == (True, None)
+
+
 def test_wait_for_exec_deadline_message() -> None:
     core = make_core()
     driver = driver_for(core, lambda r: running(), latency=0.05)

@@ -434,6 +434,13 @@ def test_command_timeout_error_that_stopped_early_says_why_from_its_fields() -> 
         "late; stopped early: the last poll failed (HTTP 503) and another try would pass the "
         "deadline"
     )
+    dropped = hostup.CommandTimeoutError(
+        "late", vps_id="vps_abcdef123", timeout=10.0, stopped_early=True
+    )
+    assert str(dropped) == (
+        "late; stopped early: the last poll failed (no usable answer) and another try would "
+        "pass the deadline"
+    )
     plain = hostup.CommandTimeoutError("late", vps_id="vps_abcdef123", timeout=10.0)
     assert (str(plain), plain.stopped_early, plain.server_wait) == ("late", False, None)
 
