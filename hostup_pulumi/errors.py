@@ -9,7 +9,7 @@ message is written from them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._problem import FieldError, Problem, read_problem
 
@@ -106,6 +106,30 @@ class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read, write or pool)."""
 
 
+T = TypeVar("T")
+
+
+class _FromProblem(Generic[T]):
+    """A read-only attribute of a status error that is the same field of its ``problem``."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, error: None, owner: type) -> _FromProblem[T]: ...
+    @overload
+    def __get__(self, error: APIStatusError, owner: type) -> T: ...
+    def __get__(self, error: APIStatusError | None, owner: type) -> T | _FromProblem[T]:
+        if error is None:
+            return self
+        value: T = getattr(error.problem, self._name)
+        return value
+
+
 class APIStatusError(HostupError):
     """The API answered with a non-2xx status.
 
@@ -140,45 +164,17 @@ class APIStatusError(HostupError):
         self.command_may_have_started = command_may_have_started
         super().__init__(self._message())
 
-    @property
-    def code(self) -> str | None:
-        """The stable machine code (``vps_not_found``, ``rate_limited``, ...)."""
-        return self.problem.code
-
-    @property
-    def title(self) -> str | None:
-        """Short human summary; varies between occurrences."""
-        return self.problem.title
-
-    @property
-    def detail(self) -> str | None:
-        """Human explanation; not stable, never parse it."""
-        return self.problem.detail
-
-    @property
-    def type(self) -> str | None:
-        """The problem type URL (RFC 7807 ``type``)."""
-        return self.problem.type
-
-    @property
-    def instance(self) -> str | None:
-        """The request path the problem is about."""
-        return self.problem.instance
-
-    @property
-    def request_id(self) -> str | None:
-        """The ``requestId`` (or ``X-Request-Id`` header): quote it to HostUp support."""
-        return self.problem.request_id
-
-    @property
-    def timestamp(self) -> str | None:
-        """When the server saw the problem (ISO 8601)."""
-        return self.problem.timestamp
-
-    @property
-    def errors(self) -> tuple[FieldError, ...]:
-        """Field errors (``errors[]``) of an ``invalid_request``."""
-        return self.problem.errors
+    # The problem document's fields, each readable on the error too.
+    code = _FromProblem[str | None]("The stable machine code (``vps_not_found``, ...).")
+    title = _FromProblem[str | None]("Short human summary; varies between occurrences.")
+    detail = _FromProblem[str | None]("Human explanation; not stable, never parse it.")
+    type = _FromProblem[str | None]("The problem type URL (RFC 7807 ``type``).")
+    instance = _FromProblem[str | None]("The request path the problem is about.")
+    request_id = _FromProblem[str | None](
+        "The ``requestId`` (or ``X-Request-Id`` header): quote it to HostUp support."
+    )
+    timestamp = _FromProblem[str | None]("When the server saw the problem (ISO 8601).")
+    errors = _FromProblem[tuple[FieldError, ...]]("Field errors (``errors[]``) of a 400.")
 
     @property
     def extensions(self) -> dict[str, Any]:
