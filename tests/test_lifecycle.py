@@ -419,8 +419,9 @@ def test_a_start_says_its_pid_and_the_way_to_recover_at_once(native: Native) -> 
     _, cmd = start(native)
     pid = int(cmd["pid"])
     assert native.log.infos == [(urn(COMMAND), (
-        f"started pid {pid} on {WEB} (if this run is interrupted before the command is recorded: "
-        f"pulumi refresh --import-pending-creates '{urn(COMMAND)}' {WEB}/{pid})"
+        f"started pid {pid} on {WEB} (if this run is interrupted before the command is recorded, "
+        "record it instead of running it again: pulumi refresh --clear-pending-creates --yes; "
+        f"pulumi import hostup:index:AgentCommand res {WEB}/{pid} --protect=false --yes)"
     ))]  # fmt: skip
 
 

@@ -281,7 +281,10 @@ def serve(argv: list[str]) -> None:
         await server.start()
         sys.stdout.write(f"{port}\n")
         sys.stdout.flush()
-        await server.wait_for_termination()
+        try:
+            await server.wait_for_termination()
+        finally:
+            await server.stop(None)  # else gRPC complains on stderr as the loop closes
 
     with contextlib.suppress(KeyboardInterrupt):  # the engine's stop, not an error
         asyncio.run(run())

@@ -58,11 +58,16 @@ class _ResourceReport(lifecycle.Report):
         self._log.status(self._urn, message)
 
     def started(self, vps_id: str, pid: int) -> None:
-        # Said before the engine records the resource: if the run dies now, this is the way out.
+        # Said before the engine records the resource: if the run dies now, this is the way
+        # out (the pinned engine's --import-pending-creates drops the record: see
+        # docs/reliability.md).
+        kind, name = _type(self._urn), _name(self._urn)
         self._log.info(
             self._urn,
             f"started pid {pid} on {vps_id} (if this run is interrupted before the command is "
-            f"recorded: pulumi refresh --import-pending-creates '{self._urn}' {vps_id}/{pid})",
+            f"recorded, record it instead of running it again: pulumi refresh "
+            f"--clear-pending-creates --yes; pulumi import {kind} {name} {vps_id}/{pid} "
+            "--protect=false --yes)",
         )
 
 
@@ -224,3 +229,9 @@ class PluginHost:
 
 def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1] or "the resource"
+
+
+def _type(urn: str) -> str:
+    # urn:pulumi:stack::project::[parent$]type::name
+    parts = urn.split("::")
+    return parts[-2].rsplit("$", 1)[-1] if len(parts) >= 3 else "hostup:index:AgentCommand"
