@@ -7,7 +7,9 @@ from typing import Any
 
 import pulumi
 
-__all__ = ["AgentCommandOutputs", "AgentExecResultOutputs"]
+from .lifecycle import AGENT_EXEC_RESULT
+
+__all__ = ["SECRET_OUTPUTS", "AgentCommandOutputs", "AgentExecResultOutputs", "props"]
 
 
 class AgentCommandOutputs:
@@ -37,3 +39,12 @@ class AgentExecResultOutputs:
     signal: pulumi.Output[Any]
     truncated: pulumi.Output[bool | None]
     extra_fields: pulumi.Output[dict[str, Any]]
+
+
+#: AgentExecResult's outputs that are secrets: the lifecycle's (Python attribute names).
+SECRET_OUTPUTS = sorted(AGENT_EXEC_RESULT.secret_outputs)
+
+
+def props(outputs: type, **inputs: Any) -> dict[str, Any]:
+    """A resource's registration properties: its inputs, and every output still unset."""
+    return {**dict.fromkeys(inputs), **dict.fromkeys(outputs.__annotations__), **inputs}

@@ -24,7 +24,7 @@ from typing import Any
 import pulumi
 from pydantic.alias_generators import to_camel, to_snake
 
-from ._outputs import AgentCommandOutputs, AgentExecResultOutputs
+from ._outputs import SECRET_OUTPUTS, AgentCommandOutputs, AgentExecResultOutputs, props
 from .functions import GetVpsAgentAvailabilityResult
 
 __all__ = [
@@ -64,7 +64,7 @@ class Provider(pulumi.ProviderResource):
         max_concurrency: pulumi.Input[int] | None = None,
         session_cookie: pulumi.Input[str] | None = None,
     ) -> None:
-        props = {
+        inputs = {
             "api_key": _secret(api_key),
             "base_url": base_url,
             "timeout": timeout,
@@ -72,7 +72,7 @@ class Provider(pulumi.ProviderResource):
             "max_concurrency": max_concurrency,
             "session_cookie": _secret(session_cookie),
         }
-        super().__init__(PACKAGE, resource_name, props, opts)
+        super().__init__(PACKAGE, resource_name, inputs, opts)
 
     def translate_output_property(self, prop: str) -> str:
         """``apiKey`` on the wire is ``api_key`` here."""
@@ -136,24 +136,11 @@ class AgentExecResult(AgentExecResultOutputs, _Resource):
         *,
         run_id: pulumi.Input[str] | None = None,
     ) -> None:
-        props = {
-            "vps_id": vps_id,
-            "pid": pid,
-            "run_id": run_id,
-            "timeout": timeout,
-            "fail_on_nonzero_exit": fail_on_nonzero_exit,
-            **dict.fromkeys(("exited", "exit_code", "stdout", "stderr", "signal", "truncated",
-                             "extra_fields")),
-        }  # fmt: skip
-        secret = pulumi.ResourceOptions(
-            additional_secret_outputs=["stdout", "stderr", "extra_fields"]
-        )
-        super().__init__(
-            "hostup:index:AgentExecResult",
-            resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
-        )
+        inputs = props(AgentExecResultOutputs, vps_id=vps_id, pid=pid, run_id=run_id,
+                       timeout=timeout, fail_on_nonzero_exit=fail_on_nonzero_exit)  # fmt: skip
+        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        opts = pulumi.ResourceOptions.merge(opts, secret)
+        super().__init__("hostup:index:AgentExecResult", resource_name, inputs, opts)
 
 
 GET_AVAILABILITY = "hostup:index:getVpsAgentAvailability"

@@ -23,7 +23,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from . import lifecycle
-from ._outputs import AgentCommandOutputs, AgentExecResultOutputs
+from ._outputs import SECRET_OUTPUTS, AgentCommandOutputs, AgentExecResultOutputs, props
 from .client import AsyncHostupClient
 from .errors import HostupError, ValidationError
 from .lifecycle import DEFAULT_RESULT_TIMEOUT, UNKNOWN
@@ -31,7 +31,6 @@ from .settings import CONFIG_KEYS, Settings
 
 __all__ = ["DEFAULT_RESULT_TIMEOUT", "AgentCommand", "AgentExecResult"]
 
-SECRET_OUTPUTS = sorted(lifecycle.AGENT_EXEC_RESULT.secret_outputs)
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -220,15 +219,8 @@ class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="Age
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         _refuse_explicit_provider(opts, "AgentCommand")
-        props = {
-            "vps_id": vps_id,
-            "command": command,
-            "triggers": triggers,
-            "pid": None,
-            "poll_url": None,
-            "run_id": None,
-        }
-        super().__init__(_AgentCommandProvider(), resource_name, props, opts)
+        inputs = props(AgentCommandOutputs, vps_id=vps_id, command=command, triggers=triggers)
+        super().__init__(_AgentCommandProvider(), resource_name, inputs, opts)
 
 
 class AgentExecResult(
@@ -265,22 +257,11 @@ class AgentExecResult(
         secret_output: bool = True,
     ) -> None:
         _refuse_explicit_provider(opts, "AgentExecResult")
-        props = {
-            "vps_id": vps_id,
-            "pid": pid,
-            "run_id": run_id,
-            "timeout": DEFAULT_RESULT_TIMEOUT if timeout is None else timeout,
-            "fail_on_nonzero_exit": fail_on_nonzero_exit,
-            "exited": None,
-            "exit_code": None,
-            "stdout": None,
-            "stderr": None,
-            "signal": None,
-            "truncated": None,
-            "extra_fields": None,
-        }
+        inputs = props(AgentExecResultOutputs, vps_id=vps_id, pid=pid, run_id=run_id,
+                       timeout=DEFAULT_RESULT_TIMEOUT if timeout is None else timeout,
+                       fail_on_nonzero_exit=fail_on_nonzero_exit)  # fmt: skip
         if secret_output:
             opts = pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
             )
-        super().__init__(_AgentExecResultProvider(), resource_name, props, opts)
+        super().__init__(_AgentExecResultProvider(), resource_name, inputs, opts)
