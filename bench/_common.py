@@ -231,6 +231,14 @@ def format_value(value: float | None) -> str:
     return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
 
 
+def _value_text(target: Target) -> str:
+    # A miss must not look like a hit: 1.3019 against 1.30 shows as 1.302.
+    text = format_value(target.value)
+    if target.met is False and target.value is not None and text == format_value(target.limit):
+        text = f"{target.value:.3f}"
+    return text
+
+
 def _target_text(target: Target) -> str:
     return "-" if math.isinf(target.limit) else f"{target.op} {format_value(target.limit)}"
 
@@ -239,7 +247,7 @@ def target_table(targets: Sequence[Target], labels: Sequence[str] | None = None)
     """A plain-text table of figure, value, target, met; ``labels`` (one a target) add a
     first column, ``bench``."""
     lead = list(labels) if labels is not None else None
-    cells = [(t.figure, format_value(t.value), _target_text(t), t.verdict) for t in targets]
+    cells = [(t.figure, _value_text(t), _target_text(t), t.verdict) for t in targets]
     rows = [((lead[i],) if lead else ()) + row for i, row in enumerate(cells)]
     header = (("bench",) if lead else ()) + ("figure", "value", "target", "met")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

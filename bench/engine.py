@@ -330,7 +330,10 @@ class BenchError(RuntimeError):
 class EngineBench:
     """The stacks of one benchmark run, in one project, backend and PULUMI_HOME."""
 
-    def __init__(self, state_dir: Path, bin_dir: Path, op_timeout: float) -> None:
+    def __init__(
+        self, state_dir: Path, bin_dir: Path, op_timeout: float, flags: Sequence[str] = ()
+    ) -> None:
+        self.flags = list(flags)  # added to every up, preview, refresh and destroy
         self.state_dir = state_dir
         self.project = state_dir / "project"
         self.bin_dir = bin_dir
@@ -371,7 +374,7 @@ class EngineBench:
         with ProcessSampler(ROLES) as sampler:
             started = time.perf_counter()
             try:
-                proc = stack.run(*args, check=False)
+                proc = stack.run(*args, *self.flags, check=False)
             except subprocess.TimeoutExpired as exc:
                 raise BenchError(f"pulumi {' '.join(args)} took over {exc.timeout:g} s") from None
             seconds = time.perf_counter() - started
@@ -496,14 +499,33 @@ class Results:
 
 
 def targets(
-    results: Results, small: int, large: int, latency: float, modes: Sequence[str]
+    results: Results,
+    small: int,
+    large: int,
+    latency: float,
+    modes: Sequence[str],
+    checkpoints_runs: Sequence[bool] = (True, False),
 ) -> list[Target]:
-    """Every figure of issue 14 that this run's modes (and a latency above 0) measure."""
+    """Every figure of issue 14 that this run's modes, checkpoint settings and latency
+    measure."""
     ran = set(modes)
     found: list[Target] = []
     for needs, target in _all_targets(results, small, large, latency):
-        if needs <= ran and (latency > 0 or "ms / 0ms" not in target.figure):
-            found.append(target)
+        figure = target.figure
+        if not needs <= ran or (latency <= 0 and "ms / 0ms" in figure):
+            continue
+        on_only = "(ckpt on)" in figure or "ms / 0ms" in figure or "native / dynamic" in figure
+        if (on_only and True not in checkpoints_runs) or (
+            "(ckpt off)" in figure and False not in checkpoints_runs
+        ):
+            continue
+        if small == large and f"N={large}" in target.figure and "flat" in target.figure:
+            continue  # one size: nothing to scale
+        if small == large and f"N={large} /" in target.figure:
+            continue  # one size: its preview ratio is reported as the small size's
+        if small == large and not target.gated and "RSS" in target.figure:
+            continue
+        found.append(target)
     return found
 
 
@@ -774,13 +796,15 @@ def to_json(result: CycleResult) -> dict[str, Any]:
     }
 
 
-def plan(sizes: Sequence[int], latency: float, modes: Sequence[str]) -> list[Cycle]:
+def plan(
+    sizes: Sequence[int], latency: float, modes: Sequence[str], checkpoints_runs: Sequence[bool]
+) -> list[Cycle]:
     """Control and ours side by side (so that each ratio compares neighbours in time)."""
     cycles = []
-    for checkpoints in (True, False):
+    for checkpoints in checkpoints_runs:
         for n in sizes:
             cycles += [Cycle(mode, n, 0.0, checkpoints) for mode in modes]
-    if latency > 0:
+    if latency > 0 and True in checkpoints_runs:
         cycles += [Cycle(mode, sizes[0], latency, True) for mode in modes if mode in OURS]
     return cycles
 
@@ -798,6 +822,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (6 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
+    parser.add_argument("--checkpoints", choices=("both", "on", "off"), default="both",
+                        help="the engine's checkpoints: both runs (default), or one")  # fmt: skip
+    parser.add_argument("--parallel", type=int, help="pulumi's --parallel (default: its own, 8)")
     parser.add_argument("--pulumi-bin", help="the engine's bin dir (default: see engine_bin)")
     parser.add_argument("--state-dir", type=Path, default=REPO / ".state" / "bench-engine")
     parser.add_argument("--results", type=Path, help="write every measurement here (JSON)")
@@ -822,7 +849,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
 
-    bench = EngineBench(args.state_dir.resolve(), engine_bin(args.pulumi_bin), op_timeout)
+    flags = ["--parallel", str(args.parallel)] if args.parallel else []
+    bench = EngineBench(args.state_dir.resolve(), engine_bin(args.pulumi_bin), op_timeout, flags)
     bench.prepare()
     log(f"engine {bench.bin_dir}; state {bench.state_dir}; sizes {small},{large}; "
         f"latency 0 and {args.latency * 1000:g} ms; modes {','.join(modes)}")  # fmt: skip
@@ -833,7 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     results = []
-    for cycle in plan(sorted(set(sizes)), args.latency, modes):
+    checkpoints_runs = {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpoints]
+    for cycle in plan(sorted(set(sizes)), args.latency, modes, checkpoints_runs):
         repeats = args.repeats or (2 if cycle.n == small else 1)
         results.append(bench.run_cycle(cycle, repeats, log))
 
@@ -846,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("seconds per phase (fastest of the repetitions); requests the simulator saw")
     print(report(results))
     print()
-    found = targets(Results(results), small, large, args.latency, modes)
+    found = targets(Results(results), small, large, args.latency, modes, checkpoints_runs)
     print(target_table(found))
     missed = [t.figure for t in found if t.met is False]
     print(f"missed: {'; '.join(missed)}" if missed else "every gated target met")

@@ -19,7 +19,7 @@ missed ones.
 
 Usage::
 
-    python bench/summary.py                       # everything (about 25 minutes)
+    python bench/summary.py                       # everything (about 20 minutes)
     python bench/summary.py --only fleet,poll     # some of them
     python bench/summary.py --engine-args=--quick # a quick engine run (development)
 """
