@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, Stack, copy_example
+from e2e_helpers import API_KEY, RUN_TIMEOUT, Stack, copy_example, install_plugin
 
 from hostup_pulumi.testing import HostupSimulator
 from hostup_pulumi.testing.engine import EngineNotFoundError, PulumiStack, find_engine
@@ -56,18 +56,6 @@ def sim() -> Iterator[HostupSimulator]:
     simulator per test, with a distinctive API key."""
     with HostupSimulator(seed="demo", api_key=API_KEY) as simulator:
         yield simulator
-
-
-def install_plugin(pulumi_bin: Path, pulumi_home: Path) -> None:
-    """The README's way to make the hostup plugin discoverable, into ``pulumi_home``."""
-    proc = subprocess.run(
-        [str(REPO / "tools" / "install-plugin"), "--pulumi-bin", str(pulumi_bin),
-         "--python", str(VENV / "bin" / "python")],
-        env={**os.environ, "PULUMI_HOME": str(pulumi_home)},
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        pytest.fail(f"tools/install-plugin failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
 
 
 @pytest.fixture

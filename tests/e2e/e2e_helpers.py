@@ -5,6 +5,7 @@ records every CLI run (for leak checks) and fails clearly, and the demo seed's f
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -151,3 +152,35 @@ def copy_example(root: Path, name: str) -> Path:
     shutil.copy2(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "examples" / "flagship" / ".venv").symlink_to(Path("../../.venv"))
     return root
+
+
+def install_plugin(pulumi_bin: Path, pulumi_home: Path) -> None:
+    """The README's way to make the hostup plugin discoverable, into ``pulumi_home``."""
+    proc = subprocess.run(
+        [str(REPO / "tools" / "install-plugin"), "--pulumi-bin", str(pulumi_bin),
+         "--python", str(VENV / "bin" / "python")],
+        env={**os.environ, "PULUMI_HOME": str(pulumi_home)},
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"tools/install-plugin failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
+
+
+def assert_refresh_keeps_a_finished_result(stack: Stack, sim: Any, api_key: str) -> None:
+    """HostUp gives a finished command's pid (output ``pid``, on ``WEB``) to another command
+    (``echo other``, scripted by the caller): refresh keeps the recorded result and says so."""
+    from hostup_pulumi import HostupClient
+
+    recorded = stack.outputs(show_secrets=True)
+    sim.set_next_pid(recorded["pid"], vps_id=WEB)
+    with HostupClient(api_key=api_key, base_url=sim.base_url) as client:
+        assert client.start_agent_exec(WEB, "echo other").pid == recorded["pid"]
+
+    refresh = stack.run("refresh", "--yes")
+
+    assert (
+        f"HostUp now reports other output for pid {recorded['pid']} on {WEB} than the finished "
+        "command recorded in the state"
+    ) in " ".join(refresh.output.split())
+    assert stack.outputs(show_secrets=True) == recorded
+    stack.run("preview", "--expect-no-changes")

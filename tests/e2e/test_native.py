@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import API_KEY, REPO, WEB, Stack
+from e2e_helpers import API_KEY, REPO, WEB, Stack, assert_refresh_keeps_a_finished_result
 
 import hostup_pulumi as hostup
 from hostup_pulumi.testing import HostupSimulator
@@ -253,17 +253,4 @@ def test_refresh_keeps_a_finished_result_when_hostup_reuses_its_pid(
     beta_vps = beta_account(sim)
     stack = yaml_stack(make_stack, sim, beta_vps, command="echo one")
     stack.run("up", "--yes")
-    recorded = stack.outputs(show_secrets=True)
-
-    sim.set_next_pid(recorded["pid"], vps_id=WEB)
-    with hostup.HostupClient(api_key=API_KEY, base_url=sim.base_url) as client:
-        assert client.start_agent_exec(WEB, "echo other").pid == recorded["pid"]
-
-    refresh = stack.run("refresh", "--yes")
-
-    assert (
-        f"HostUp now reports other output for pid {recorded['pid']} on {WEB} than the finished "
-        "command recorded in the state"
-    ) in " ".join(refresh.output.split())
-    assert stack.outputs(show_secrets=True) == recorded
-    stack.run("preview", "--expect-no-changes")
+    assert_refresh_keeps_a_finished_result(stack, sim, API_KEY)

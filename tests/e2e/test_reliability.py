@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, WEB, Stack
+from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, WEB, Stack, install_plugin
 
 from hostup_pulumi.testing import Fault, HostupSimulator
 from hostup_pulumi.testing.engine import PulumiStack
@@ -86,17 +86,6 @@ def record(name: str, value: Any) -> None:
 
 
 # -- stacks ---------------------------------------------------------------------------------
-
-
-def install_plugin(pulumi_bin: Path, pulumi_home: Path) -> None:
-    """tools/install-plugin into ``pulumi_home`` (the README's way)."""
-    proc = subprocess.run(
-        [str(REPO / "tools" / "install-plugin"), "--pulumi-bin", str(pulumi_bin),
-         "--python", str(VENV / "bin" / "python")],
-        env={**os.environ, "PULUMI_HOME": str(pulumi_home)},
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"tools/install-plugin failed:\n{proc.stdout}{proc.stderr}"
 
 
 @dataclass

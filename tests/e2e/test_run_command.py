@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2e_helpers import WEB
+from e2e_helpers import WEB, assert_refresh_keeps_a_finished_result
 
-import hostup_pulumi as hostup
 from hostup_pulumi.testing import HostupSimulator
 
 pytestmark = pytest.mark.e2e
@@ -107,18 +106,4 @@ def test_refresh_keeps_a_finished_result_when_hostup_reuses_its_pid(
     sim.script_command("echo other", stdout="OTHER_OUT\n", exit_code=4)
     stack = make_stack("run-command", vpsId=WEB, command="echo one")
     stack.run("up", "--yes")
-    recorded = stack.outputs(show_secrets=True)
-
-    # HostUp gives the pid to another command.
-    sim.set_next_pid(recorded["pid"], vps_id=WEB)
-    with hostup.HostupClient(api_key=sim.api_key, base_url=sim.base_url) as client:
-        assert client.start_agent_exec(WEB, "echo other").pid == recorded["pid"]
-
-    refresh = stack.run("refresh", "--yes")
-
-    assert (
-        f"HostUp now reports other output for pid {recorded['pid']} on {WEB} than the finished "
-        "command recorded in the state"
-    ) in " ".join(refresh.output.split())
-    assert stack.outputs(show_secrets=True) == recorded
-    stack.run("preview", "--expect-no-changes")
+    assert_refresh_keeps_a_finished_result(stack, sim, sim.api_key)
