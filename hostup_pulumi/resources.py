@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import pickle
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -184,6 +185,17 @@ class _AgentExecResultProvider(_Provider):
     rules = lifecycle.AGENT_EXEC_RESULT
 
 
+# pulumi 3.260.0's serialize_provider wraps pickle's _batch_setitems once more on every call
+# and never unwraps it: past about 985 dynamic resources in one program the nesting raises
+# RecursionError. Each of our resources puts back the method as it was when this module was
+# imported, so the wrapping stays one deep however many resources a program declares.
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+
+
+def _unwrap_pickler() -> None:
+    pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
+
+
 def _refuse_explicit_provider(opts: pulumi.ResourceOptions | None, name: str) -> None:
     # A dynamic resource cannot run in a hostup provider: say which class can.
     provider = opts.provider if opts is not None else None
@@ -219,6 +231,7 @@ class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="Age
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         _refuse_explicit_provider(opts, "AgentCommand")
+        _unwrap_pickler()
         inputs = props(AgentCommandOutputs, vps_id=vps_id, command=command, triggers=triggers)
         super().__init__(_AgentCommandProvider(), resource_name, inputs, opts)
 
@@ -257,6 +270,7 @@ class AgentExecResult(
         secret_output: bool = True,
     ) -> None:
         _refuse_explicit_provider(opts, "AgentExecResult")
+        _unwrap_pickler()
         inputs = props(AgentExecResultOutputs, vps_id=vps_id, pid=pid, run_id=run_id,
                        timeout=DEFAULT_RESULT_TIMEOUT if timeout is None else timeout,
                        fail_on_nonzero_exit=fail_on_nonzero_exit)  # fmt: skip

@@ -910,3 +910,19 @@ def test_unpickled_provider_has_no_config_and_no_client(
     # No key until configure() (or the environment) gives one.
     with pytest.raises(hostup.ConfigurationError, match="No HostUp credentials"):
         exercise(loaded, sim, vps)
+
+
+def test_a_program_can_declare_thousands_of_dynamic_resources(
+    pulumi_program: PulumiProgram,
+) -> None:
+    # Upstream's serialize_provider nests a pickle wrapper once per call; unchecked, the
+    # 986th dynamic resource of a program failed with RecursionError.
+    def program() -> Any:
+        commands = [
+            hostup.AgentCommand(f"cmd-{i}", vps_id="vps_01abcdefgh", command="true")
+            for i in range(1500)
+        ]
+        return commands[-1].command
+
+    assert pulumi_program.run(program).value == "true"
+    assert len(pulumi_program.registrations) == 1500
