@@ -7,6 +7,8 @@ what a response means, whether to retry and when) is made by the shared core.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
@@ -23,6 +25,13 @@ from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings
 
 __all__ = ["AsyncHostupClient", "HostupClient"]
+
+# httpcore runs `import sniffio` on every async request. Where sniffio is not installed (it is
+# optional) each of those is a failed search of the whole sys.path, about a quarter of an async
+# call's CPU (bench: 400 calls 1.93 s -> 1.42 s). Marking it absent makes the same import fail
+# at once, with the same outcome.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 T = TypeVar("T")
 DEFAULT_EXEC_TIMEOUT = 300.0
