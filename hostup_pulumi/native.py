@@ -110,9 +110,8 @@ class AgentCommand(AgentCommandOutputs, _Resource):
         triggers: pulumi.Input[Sequence[Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"vps_id": vps_id, "command": command, "triggers": triggers,
-                 "pid": None, "poll_url": None, "run_id": None}  # fmt: skip
-        super().__init__("hostup:index:AgentCommand", resource_name, props, opts)
+        inputs = props(AgentCommandOutputs, vps_id=vps_id, command=command, triggers=triggers)
+        super().__init__("hostup:index:AgentCommand", resource_name, inputs, opts)
 
 
 class AgentExecResult(AgentExecResultOutputs, _Resource):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EngineNotFoundError", "PulumiStack", "find_engine"]
+__all__ = ["EngineNotFoundError", "PulumiStack", "find_engine", "session_members"]
 
 #: Only for throw-away local stacks (demo and tests); real stacks choose their own provider.
 TEST_PASSPHRASE = "hostup-pulumi-local-test-stacks-only"  # noqa: S105 - not a credential
@@ -104,7 +104,7 @@ def _kill_group(proc: subprocess.Popen[str], *, reaped: bool = False) -> None:
         if proc.poll() is None:
             proc.kill()
         return
-    for pid in ([] if reaped else [proc.pid]) + _session_members(proc.pid):
+    for pid in ([] if reaped else [proc.pid]) + session_members(proc.pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if pid == proc.pid:
                 killpg(pid, signal.SIGKILL)
@@ -112,8 +112,9 @@ def _kill_group(proc: subprocess.Popen[str], *, reaped: bool = False) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _session_members(sid: int) -> list[int]:
-    """Processes in session ``sid`` (Linux ``/proc``; none found elsewhere)."""
+def session_members(sid: int) -> list[int]:
+    """Live processes in session ``sid`` (Linux ``/proc``; none found elsewhere): what a
+    run started, for a test that checks nothing was left behind."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -121,7 +122,7 @@ def _session_members(sid: int) -> list[int]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 3 and fields[3] == str(sid):
+        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
 

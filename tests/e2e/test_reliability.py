@@ -29,7 +29,7 @@ import pytest
 from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, WEB, Stack, install_plugin
 
 from hostup_pulumi.testing import Fault, HostupSimulator
-from hostup_pulumi.testing.engine import PulumiStack
+from hostup_pulumi.testing.engine import PulumiStack, session_members
 
 pytestmark = pytest.mark.e2e
 
@@ -216,18 +216,6 @@ class Background:
         for pid in [self.proc.pid, *session_members(self.proc.pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def session_members(sid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 def processes_of(stack: RelStack) -> dict[int, str]:
