@@ -49,7 +49,6 @@ def _validate_run_id(value: Any) -> str:
     return value
 
 
-_RESULT_FIELDS = ("exited", "exit_code", "stdout", "stderr", "signal", "truncated", "extra_fields")
 # What identifies a finished command's result: a change in any of these is another command.
 _COMPARED = ("exited", "exit_code", "stdout", "stderr", "signal")
 
@@ -65,6 +64,14 @@ def _result_outputs(output: AgentExecOutput) -> Props:
         # Fields the API documents nowhere: kept, and secret, since we cannot know what they hold.
         "extra_fields": output.extras,
     }
+
+
+def _state(
+    vps_id: str, pid: int, run_id: str | None, timeout: float, fail: bool, output: AgentExecOutput
+) -> Props:
+    """A result's recorded state: its inputs and what HostUp reported."""
+    return {"vps_id": vps_id, "pid": pid, "run_id": run_id, "timeout": timeout,
+            "fail_on_nonzero_exit": fail, **_result_outputs(output)}  # fmt: skip
 
 
 def _same(recorded: Any, fresh: Any) -> bool:
@@ -117,14 +124,7 @@ class _AgentExecResult(ResourceRules):
             report,
         )
         self._enforce_exit(vps_id, pid, output, fail)
-        outputs = {
-            "vps_id": vps_id,
-            "pid": pid,
-            "run_id": inputs.get("run_id"),
-            "timeout": timeout,
-            "fail_on_nonzero_exit": fail,
-            **_result_outputs(output),
-        }
+        outputs = _state(vps_id, pid, inputs.get("run_id"), timeout, fail, output)
         return Created(f"{vps_id}/{pid}", outputs)
 
     async def read(self, client: AsyncHostupClient, resource_id: str, state: Props) -> Refreshed:
@@ -138,9 +138,7 @@ class _AgentExecResult(ResourceRules):
                 output = await client.get_agent_exec_output(vps_id, pid)
             except NotFoundError:
                 return Refreshed(None, {}, {})
-            outputs = {"vps_id": vps_id, "pid": pid, "run_id": None,
-                       "timeout": DEFAULT_RESULT_TIMEOUT, "fail_on_nonzero_exit": False,
-                       **_result_outputs(output)}  # fmt: skip
+            outputs = _state(vps_id, pid, None, DEFAULT_RESULT_TIMEOUT, False, output)
             return Refreshed(resource_id, outputs, {"vps_id": vps_id, "pid": pid})
         vps_id, pid = validate_vps_id(state["vps_id"]), validate_pid(state["pid"])
         inputs = {k.name: state.get(k.name) for k in self.inputs if state.get(k.name) is not None}

@@ -223,7 +223,7 @@ class PluginHost:
             return await self._run(token, lambda: function.invoke(self.client(), args)), []
         except Aborted as exc:
             cause = exc.__context__
-            prop = "vpsId" if isinstance(cause, AgentUnavailableError) else ""
+            prop = "vps_id" if isinstance(cause, AgentUnavailableError) else ""
             return None, [Failure(prop, str(exc))]
 
 
