@@ -18,6 +18,7 @@ import httpx
 
 from ._core import Core
 from ._pacing import PollSchedule
+from ._pools import AsyncPools
 from ._retry import RetryPolicy
 from ._steps import Flow, Send, Sleep
 from .errors import ValidationError
@@ -276,11 +277,13 @@ class AsyncHostupClient(_ClientBase):
                 f"max_concurrency must be a positive integer, got {max_concurrency!r}"
             )
         self.max_concurrency = max_concurrency
-        limits = httpx.Limits(
-            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-        )
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=self._core.timeout(), limits=limits
+        timeouts = self._core.timeout()
+        self._pools = AsyncPools(
+            max_concurrency,
+            lambda limits, verify: httpx.AsyncClient(
+                transport=transport, timeout=timeouts, limits=limits, verify=verify
+            ),
+            single=transport is not None,
         )
         self._slots = asyncio.Semaphore(max_concurrency)
 
@@ -320,17 +323,21 @@ class AsyncHostupClient(_ClientBase):
             flow.close()
 
     async def _send(self, step: Send) -> httpx.Response:
-        # Read the body chunk by chunk so that the core's deadline and size cap apply.
-        response = await self._http.send(step.request, stream=True)
-        if response.is_stream_consumed:  # already read (a mock transport's response)
-            return response
+        pool = self._pools.acquire()
         try:
-            body = bytearray()
-            async for chunk in response.aiter_raw():
-                body += chunk
-                step.overrun(len(body))
+            # Read the body chunk by chunk so that the core's deadline and size cap apply.
+            response = await self._pools.client(pool).send(step.request, stream=True)
+            if response.is_stream_consumed:  # already read (a mock transport's response)
+                return response
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    step.overrun(len(body))
+            finally:
+                await response.aclose()
         finally:
-            await response.aclose()
+            self._pools.release(pool)
         return _complete(response, body)
 
     async def get_agent_availability(
@@ -394,8 +401,8 @@ class AsyncHostupClient(_ClientBase):
         return await self._run(self._core.get_vps(vps_id, timeout))
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pools."""
+        await self._pools.aclose()
 
     async def __aenter__(self) -> AsyncHostupClient:
         return self

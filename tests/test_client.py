@@ -733,6 +733,34 @@ def test_async_client_bounds_concurrency(sim: HostupSimulator) -> None:
     assert sim.connections_opened <= 2
 
 
+def test_async_client_uses_all_its_connections_and_no_more(sim: HostupSimulator) -> None:
+    # max_concurrency=10 is carried by pools of 4, 4 and 2 connections (httpcore's pool
+    # costs CPU with the square of its size): under load every one is used, never an 11th.
+    ids = [sim.add_vps(name=f"n{i}") for i in range(40)]
+    sim.set_latency(0.05)
+
+    async def run() -> list[AgentAvailability]:
+        async with AsyncHostupClient(sim.api_key, base_url=sim.base_url, max_concurrency=10) as c:
+            return await asyncio.gather(*(c.get_agent_availability(i) for i in ids))
+
+    assert all(r.available for r in asyncio.run(run()))
+    assert sim.count("probe") == 40
+    assert sim.connections_opened == 10
+
+
+def test_async_client_sending_one_at_a_time_keeps_one_connection(sim: HostupSimulator) -> None:
+    ids = [sim.add_vps(name=f"n{i}") for i in range(5)]
+
+    async def run() -> None:
+        async with AsyncHostupClient(sim.api_key, base_url=sim.base_url) as client:
+            for vps_id in ids:
+                await client.get_agent_availability(vps_id)
+
+    asyncio.run(run())
+    assert sim.count("probe") == 5
+    assert sim.connections_opened == 1
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, 2.5])
 def test_async_client_refuses_a_bad_max_concurrency(bad: Any) -> None:
     with pytest.raises(ValidationError, match="max_concurrency"):

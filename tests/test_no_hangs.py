@@ -26,9 +26,10 @@ LONG = "sleep 30"
 
 
 def open_connections(client: HostupClient | AsyncHostupClient) -> int:
-    """Connections the client's pool holds (httpcore's pool behind httpx's transport)."""
-    pool = client._http._transport._pool  # type: ignore[union-attr]
-    return len(pool.connections)
+    """Connections the client's pools hold (httpcore's pools behind httpx's transports)."""
+    async_client = isinstance(client, AsyncHostupClient)
+    clients = client._pools._clients if async_client else [client._http]  # type: ignore[union-attr]
+    return sum(len(http._transport._pool.connections) for http in clients)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
