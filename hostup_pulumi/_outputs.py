@@ -1,7 +1,10 @@
 """The typed outputs of the resources, shared by the dynamic classes (:mod:`.resources`) and
-the plugin-backed ones (:mod:`.native`): one declaration of what each resource outputs."""
+the plugin-backed ones (:mod:`.native`): one declaration of what each resource outputs.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the SDK reads a resource class's annotations
+with ``typing.get_type_hints`` at every registration, and string annotations were evaluated
+anew each time (about 1 ms per resource in a program of 800).
+"""
 
 from typing import Any
 

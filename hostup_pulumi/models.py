@@ -30,7 +30,11 @@ POWER_STATES = ("running", "stopped", "starting", "stopping", "paused", "provisi
 
 class _WireModel(BaseModel):
     model_config = ConfigDict(
-        extra="allow", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        defer_build=True,
     )
 
     @property
