@@ -33,6 +33,8 @@ from .errors import (
 from .functions import (
     AgentPreconditionError,
     GetVpsAgentAvailabilityResult,
+    get_vps_agent_availabilities,
+    get_vps_agent_availabilities_output,
     get_vps_agent_availability,
     get_vps_agent_availability_output,
     program_client,
@@ -91,6 +93,8 @@ __all__ = [
     "ValidationError",
     "Vps",
     "__version__",
+    "get_vps_agent_availabilities",
+    "get_vps_agent_availabilities_output",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
     "native",

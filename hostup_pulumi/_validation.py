@@ -11,15 +11,19 @@ from .errors import HostupError, ValidationError
 __all__ = [
     "MAX_COMMAND_LENGTH",
     "MAX_PID",
+    "MAX_VPS_IDS",
     "validate_command",
     "validate_pid",
     "validate_seconds",
     "validate_vps_id",
+    "validate_vps_ids",
 ]
 
 MAX_COMMAND_LENGTH = 4096
 # Guest-agent pids are integers; we cap at the signed 32-bit range, far above any Linux pid.
 MAX_PID = 2**31 - 1
+#: How many VPSes one ``get_vps_agent_availabilities`` call may probe.
+MAX_VPS_IDS = 1000
 # The rule: `vps_` and then letters and digits. The API's are 26 (ULID-like); 6 to 64 is
 # our sanity bound (no length is documented).
 _MIN_ID_BODY, _MAX_ID_BODY = 6, 64
@@ -46,6 +50,18 @@ def validate_vps_id(vps_id: object) -> str:
     if _VPS_ID.fullmatch(vps_id):
         return vps_id
     raise ValidationError(_why_not_an_id(vps_id))
+
+
+def validate_vps_ids(vps_ids: object) -> list[str]:
+    """Return ``vps_ids`` as a list if it is a list of at most :data:`MAX_VPS_IDS` VPS ids,
+    each checked by :func:`validate_vps_id`."""
+    if isinstance(vps_ids, str) or not isinstance(vps_ids, list | tuple):
+        raise ValidationError(f"vps_ids must be a list of VPS ids, not {type(vps_ids).__name__}")
+    if len(vps_ids) > MAX_VPS_IDS:
+        raise ValidationError(
+            f"vps_ids has {len(vps_ids)} ids; at most {MAX_VPS_IDS} per call: split the list"
+        )
+    return [validate_vps_id(vps_id) for vps_id in vps_ids]
 
 
 def _why_not_an_id(vps_id: str) -> str:

@@ -22,6 +22,7 @@ from typing import TypeVar
 import pulumi
 from pulumi.runtime.config import get_config
 
+from ._validation import validate_vps_ids
 from .client import AsyncHostupClient, HostupClient
 from .errors import AgentUnavailableError, HostupError, ValidationError
 from .models import AgentAvailability
@@ -30,6 +31,8 @@ from .settings import CONFIG_KEYS, Settings
 __all__ = [
     "AgentPreconditionError",
     "GetVpsAgentAvailabilityResult",
+    "get_vps_agent_availabilities",
+    "get_vps_agent_availabilities_output",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
     "program_client",
@@ -229,6 +232,50 @@ def get_vps_agent_availability_output(
         return GetVpsAgentAvailabilityResult._from(vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(probe)
+
+
+def get_vps_agent_availabilities(
+    vps_ids: list[str], opts: pulumi.InvokeOptions | None = None
+) -> list[GetVpsAgentAvailabilityResult]:
+    """:func:`get_vps_agent_availability` for each of ``vps_ids`` (at most 1,000, all checked
+    before any request), in their order. One call at a time: for a fleet use the ``_output``
+    form, whose probes overlap. With ``opts`` it runs in the hostup plugin
+    (``hostup:index:getVpsAgentAvailabilities``)."""
+    if _hostup_provider(opts, "get_vps_agent_availabilities"):
+        from . import native
+
+        return native.get_vps_agent_availabilities(vps_ids, opts)
+    try:
+        checked = validate_vps_ids(vps_ids)
+        client = _shared_client()
+        found = [client.get_agent_availability(vps_id) for vps_id in checked]
+    except HostupError as exc:
+        raise program_error(exc) from None
+    return [GetVpsAgentAvailabilityResult._from(v, a) for v, a in zip(checked, found, strict=True)]
+
+
+def get_vps_agent_availabilities_output(
+    vps_ids: pulumi.Input[list[str]], opts: pulumi.InvokeOptions | None = None
+) -> pulumi.Output[list[GetVpsAgentAvailabilityResult]]:
+    """The ``Output`` form of :func:`get_vps_agent_availabilities`: the probes overlap (one
+    shared async client and its concurrency limit); the first failure fails the call."""
+    if _hostup_provider(opts, "get_vps_agent_availabilities_output"):
+        from . import native
+
+        return native.get_vps_agent_availabilities_output(vps_ids, opts)
+
+    async def probe_all(vps_ids: list[str]) -> list[GetVpsAgentAvailabilityResult]:
+        try:
+            checked = validate_vps_ids(vps_ids)
+            client = _shared_async_client()
+            found = await asyncio.gather(*(client.get_agent_availability(v) for v in checked))
+        except HostupError as exc:
+            raise program_error(exc) from None
+        return [
+            GetVpsAgentAvailabilityResult._from(v, a) for v, a in zip(checked, found, strict=True)
+        ]
+
+    return pulumi.Output.from_input(vps_ids).apply(probe_all)
 
 
 def require_agent_available(

@@ -18,12 +18,15 @@ dynamic classes' (:mod:`hostup_pulumi.lifecycle`); only the host differs.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 from pydantic.alias_generators import to_camel, to_snake
 
+from ._batch import Coalescer
 from ._outputs import SECRET_OUTPUTS, AgentCommandOutputs, AgentExecResultOutputs, props
 from .functions import GetVpsAgentAvailabilityResult
 
@@ -31,6 +34,8 @@ __all__ = [
     "AgentCommand",
     "AgentExecResult",
     "Provider",
+    "get_vps_agent_availabilities",
+    "get_vps_agent_availabilities_output",
     "get_vps_agent_availability",
     "get_vps_agent_availability_output",
     "require_agent_available",
@@ -143,6 +148,7 @@ class AgentExecResult(AgentExecResultOutputs, _Resource):
 
 
 GET_AVAILABILITY = "hostup:index:getVpsAgentAvailability"
+GET_AVAILABILITIES = "hostup:index:getVpsAgentAvailabilities"
 REQUIRE_AVAILABLE = "hostup:index:requireAgentAvailable"
 
 
@@ -167,10 +173,85 @@ def get_vps_agent_availability(
 def get_vps_agent_availability_output(
     vps_id: pulumi.Input[str], opts: pulumi.InvokeOptions | None = None
 ) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
-    """The ``Output`` form of :func:`get_vps_agent_availability`."""
-    return pulumi.runtime.invoke_output(
-        GET_AVAILABILITY, _args(vps_id), opts, GetVpsAgentAvailabilityResult
-    )
+    """The ``Output`` form of :func:`get_vps_agent_availability`.
+
+    Calls made within a few milliseconds of each other through the same provider (a fleet
+    checked in a loop) share one ``getVpsAgentAvailabilities`` invoke of up to 100 VPSes; each
+    result and each error is still its own call's. With ``opts`` other than a provider
+    (``parent``, ``depends_on``, ...) the call is an invoke of its own.
+    """
+    if not _coalescible(opts):
+        return pulumi.runtime.invoke_output(
+            GET_AVAILABILITY, _args(vps_id), opts, GetVpsAgentAvailabilityResult
+        )
+    provider = opts.provider if opts is not None else None
+
+    async def lookup(vps_id: str) -> GetVpsAgentAvailabilityResult:
+        return await _availability_coalescer(provider).get(vps_id)
+
+    return pulumi.Output.from_input(vps_id).apply(lookup)
+
+
+def get_vps_agent_availabilities(
+    vps_ids: list[str], opts: pulumi.InvokeOptions | None = None
+) -> list[GetVpsAgentAvailabilityResult]:
+    """``hostup:index:getVpsAgentAvailabilities`` through the plugin: the availability of
+    each of ``vps_ids``, in their order (the plugin probes them concurrently)."""
+    result = pulumi.runtime.invoke(GET_AVAILABILITIES, {"vpsIds": vps_ids}, opts)
+    return _results(result.value)
+
+
+def get_vps_agent_availabilities_output(
+    vps_ids: pulumi.Input[list[str]], opts: pulumi.InvokeOptions | None = None
+) -> pulumi.Output[list[GetVpsAgentAvailabilityResult]]:
+    """The ``Output`` form of :func:`get_vps_agent_availabilities`."""
+    output = pulumi.runtime.invoke_output(GET_AVAILABILITIES, {"vpsIds": vps_ids}, opts)
+    return output.apply(_results)
+
+
+def _results(value: Any) -> list[GetVpsAgentAvailabilityResult]:
+    return [
+        GetVpsAgentAvailabilityResult(
+            item["vpsId"], item["available"], item.get("reason"), item.get("vmRunning")
+        )
+        for item in value["availabilities"]
+    ]
+
+
+def _coalescible(opts: pulumi.InvokeOptions | None) -> bool:
+    # Only the provider may be set: the other options belong to one call.
+    others = ("parent", "version", "plugin_download_url", "depends_on")
+    return opts is None or all(getattr(opts, name, None) in (None, []) for name in others)
+
+
+# One coalescer per event loop (Pulumi runs one per program) and provider (None: the
+# default provider); a later program in the same process (tests under mocks) gets its own.
+_coalescers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop,
+    dict[pulumi.ProviderResource | None, Coalescer[str, GetVpsAgentAvailabilityResult]],
+] = weakref.WeakKeyDictionary()
+
+
+def _availability_coalescer(
+    provider: pulumi.ProviderResource | None,
+) -> Coalescer[str, GetVpsAgentAvailabilityResult]:
+    by_provider = _coalescers.setdefault(asyncio.get_running_loop(), {})
+    coalescer = by_provider.get(provider)
+    if coalescer is None:
+        opts = pulumi.InvokeOptions(provider=provider)
+
+        async def many(vps_ids: list[str]) -> list[GetVpsAgentAvailabilityResult]:
+            value = await pulumi.runtime.invoke_async(GET_AVAILABILITIES, {"vpsIds": vps_ids}, opts)
+            return _results(value)
+
+        async def one(vps_id: str) -> GetVpsAgentAvailabilityResult:
+            value = await pulumi.runtime.invoke_async(
+                GET_AVAILABILITY, _args(vps_id), opts, GetVpsAgentAvailabilityResult
+            )
+            return value  # type: ignore[no-any-return]
+
+        coalescer = by_provider[provider] = Coalescer(many, one)
+    return coalescer
 
 
 def require_agent_available(

@@ -19,6 +19,7 @@ from pulumi_helpers import (
 )
 
 import hostup_pulumi as hostup
+from hostup_pulumi import native
 from hostup_pulumi.testing import HostupSimulator
 
 # Fixtures: pulumi_program, set_stack_config, provider_process.
@@ -562,3 +563,141 @@ def test_a_401_in_a_program_says_how_to_set_the_key(
     assert isinstance(caught.value, pulumi.RunError)
     assert "hostup:apiKey" in str(caught.value)
     assert "HOSTUP_API_KEY" in str(caught.value)
+
+
+# -- several VPSes at once: getVpsAgentAvailabilities, and the plugin's coalescing ------------
+
+
+class FleetMocks(EngineMocks):
+    """The plugin's two availability functions, answered per VPS; ``missing`` ones fail as
+    the plugin fails them (one line, naming the VPS)."""
+
+    def __init__(self, missing: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.missing = missing
+
+    def _one(self, vps_id: str) -> dict[str, object]:
+        if vps_id in self.missing:
+            raise Exception(f"GET /api/v2/vps/{vps_id}/agent/exec failed: 404 not found")
+        return {"vpsId": vps_id, "available": True, "vmRunning": True}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, object]:
+        self.calls.append(args)
+        if args.token == "hostup:index:getVpsAgentAvailabilities":
+            return {"availabilities": [self._one(v) for v in args.args["vpsIds"]]}
+        return self._one(args.args["vpsId"])
+
+
+FLEET = [f"vps_01fleet{i:04d}" for i in range(5)]
+
+
+def test_native_output_calls_made_together_share_one_invoke(
+    pulumi_program: PulumiProgram,
+) -> None:
+    mocks = FleetMocks()
+    pulumi_program.start(mocks)
+
+    def program() -> object:
+        return pulumi.Output.all(*(native.get_vps_agent_availability_output(v) for v in FLEET))
+
+    observed = pulumi_program.run(program)
+
+    assert [r.vps_id for r in observed.value] == FLEET
+    assert all(r.available and r.vm_running for r in observed.value)
+    [invoke] = mocks.calls
+    assert invoke.token == "hostup:index:getVpsAgentAvailabilities"
+    assert invoke.args == {"vpsIds": FLEET}
+
+
+def test_native_output_calls_keep_their_own_errors_when_coalesced(
+    pulumi_program: PulumiProgram,
+) -> None:
+    mocks = FleetMocks(missing=frozenset({FLEET[2]}))
+    pulumi_program.start(mocks)
+    seen: dict[str, object] = {}
+
+    def program() -> object:
+        outputs = [native.get_vps_agent_availability_output(v) for v in FLEET]
+        for vps_id, output in zip(FLEET, outputs, strict=True):
+            output.apply(lambda r, v=vps_id: seen.setdefault(v, r.available))
+        return outputs[2]
+
+    with pytest.raises(Exception, match=f"{FLEET[2]}/agent/exec failed: 404 not found"):
+        pulumi_program.run(program)
+
+    # The batch failed; each VPS was then asked alone, and only the missing one failed.
+    assert [c.token for c in mocks.calls].count("hostup:index:getVpsAgentAvailabilities") == 1
+    singles = [c.args["vpsId"] for c in mocks.calls if c.token.endswith("Availability")]
+    assert sorted(singles) == FLEET
+    assert seen == {v: True for v in FLEET if v != FLEET[2]}
+
+
+def test_native_output_calls_with_their_own_options_are_not_coalesced(
+    pulumi_program: PulumiProgram,
+) -> None:
+    mocks = FleetMocks()
+    pulumi_program.start(mocks)
+
+    def program() -> object:
+        parent = Server("parent")
+        opts = pulumi.InvokeOptions(parent=parent)
+        return pulumi.Output.all(
+            *(native.get_vps_agent_availability_output(v, opts) for v in FLEET[:3])
+        )
+
+    observed = pulumi_program.run(program)
+
+    assert [r.vps_id for r in observed.value] == FLEET[:3]
+    assert [c.token for c in mocks.calls] == ["hostup:index:getVpsAgentAvailability"] * 3
+
+
+def test_native_coalescing_keeps_each_provider_to_its_own_invoke(
+    pulumi_program: PulumiProgram,
+) -> None:
+    mocks = FleetMocks()
+    pulumi_program.start(mocks)
+
+    def program() -> object:
+        acme = hostup.Provider("acme", api_key="hsk_acme", base_url="http://127.0.0.1:9")
+        beta = hostup.Provider("beta", api_key="hsk_beta", base_url="http://127.0.0.1:9")
+        on_acme = pulumi.InvokeOptions(provider=acme)
+        on_beta = pulumi.InvokeOptions(provider=beta)
+        return pulumi.Output.all(
+            *(native.get_vps_agent_availability_output(v, on_acme) for v in FLEET[:2]),
+            *(native.get_vps_agent_availability_output(v, on_beta) for v in FLEET[2:]),
+        )
+
+    observed = pulumi_program.run(program)
+
+    assert [r.vps_id for r in observed.value] == FLEET
+    by_provider = {c.provider.split("::")[-2]: c.args["vpsIds"] for c in mocks.calls}
+    assert by_provider == {"acme": FLEET[:2], "beta": FLEET[2:]}
+
+
+def test_get_availabilities_probes_each_vps_in_order(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    ids = [configured.add_vps(name=f"n{i}") for i in range(3)]
+    configured.set_agent(ids[1], available=False, reason="guest agent not responding")
+
+    plain = pulumi_program.run(lambda: hostup.get_vps_agent_availabilities(ids))
+    output = pulumi_program.run(lambda: hostup.get_vps_agent_availabilities_output(ids))
+
+    for observed in (plain, output):
+        assert [r.vps_id for r in observed.value] == ids
+        assert [r.available for r in observed.value] == [True, False, True]
+        assert observed.value[1].reason == "guest agent not responding"
+    assert len(probe_paths(configured)) == 6
+
+
+def test_get_availabilities_checks_every_id_before_any_request(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    good = configured.add_vps(name="good")
+
+    with pytest.raises(hostup.ValidationError, match=r"vps_id '10\.0\.0\.7' is an IP address"):
+        pulumi_program.run(lambda: hostup.get_vps_agent_availabilities([good, "10.0.0.7"]))
+    with pytest.raises(hostup.ValidationError, match="at most 1000 per call"):
+        pulumi_program.run(lambda: hostup.get_vps_agent_availabilities([good] * 1001))
+
+    assert configured.requests == []

@@ -442,6 +442,43 @@ def test_invoke_returns_failures_not_errors(native: Native, sim: HostupSimulator
                                       "vm_running": True}  # fmt: skip
 
 
+def test_the_plugin_probes_a_list_in_one_invoke(native: Native, sim: HostupSimulator) -> None:
+    stopped = sim.add_vps(name="old", power_state="stopped")
+    ids = [WEB, stopped, WEB]
+
+    ok = native.run(native.provider.invoke(exp.InvokeRequest(
+        "hostup:index:getVpsAgentAvailabilities", pv({"vps_ids": ids})
+    )))  # fmt: skip
+
+    items = plain(ok.return_value)["availabilities"]
+    # Nested objects carry the schema's names, in the order asked.
+    assert [item["vpsId"] for item in items] == ids
+    assert [item["available"] for item in items] == [True, False, True]
+    assert items[1]["vmRunning"] is False
+    assert items[1]["reason"]
+    assert sim.count("probe") == 3
+
+
+@pytest.mark.parametrize(
+    ("vps_ids", "reason"),
+    [
+        ("vps_01jlifecycle0web0000000001", "vps_ids must be a list of VPS ids, not str"),
+        (["vps_01jlifecycle0web0000000001", "web"], "vps_id 'web' does not start with `vps_`"),
+        (["vps_01jlifecycle0web0000000001"] * 1001, "at most 1000 per call: split the list"),
+    ],
+)
+def test_the_plugin_refuses_a_bad_list_before_any_request(
+    native: Native, sim: HostupSimulator, vps_ids: Any, reason: str
+) -> None:
+    response = native.run(native.provider.invoke(exp.InvokeRequest(
+        "hostup:index:getVpsAgentAvailabilities", pv({"vps_ids": vps_ids})
+    )))  # fmt: skip
+    [failure] = response.failures
+    assert failure.property == "vpsIds"
+    assert reason in failure.reason
+    assert sim.count("probe") == 0
+
+
 def test_the_two_hosts_agree_on_threads(sim: HostupSimulator, capsys: Any) -> None:
     # The dynamic host runs the async lifecycle on one loop for all its worker threads.
     host = Dynamic(sim, capsys)

@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import validate_seconds, validate_vps_id
+from pydantic.alias_generators import to_camel
+
+from .._validation import validate_seconds, validate_vps_id, validate_vps_ids
 from ..client import AsyncHostupClient
 from ..errors import HostupError
 from ..models import AgentAvailability
 from ._rules import Failure, Input, Props
 
-__all__ = ["FUNCTIONS", "GET_VPS_AGENT_AVAILABILITY", "REQUIRE_AGENT_AVAILABLE", "Function"]
+__all__ = [
+    "FUNCTIONS",
+    "GET_VPS_AGENT_AVAILABILITIES",
+    "GET_VPS_AGENT_AVAILABILITY",
+    "REQUIRE_AGENT_AVAILABLE",
+    "Function",
+]
 
 
 def _availability(vps_id: str, availability: AgentAvailability) -> Props:
@@ -72,6 +81,21 @@ async def _require_available(client: AsyncHostupClient, args: Props) -> Props:
     return _availability(vps_id, availability)
 
 
+async def _get_availabilities(client: AsyncHostupClient, args: Props) -> Props:
+    vps_ids = validate_vps_ids(args["vps_ids"])
+    # The client bounds how many are in flight; the first failure fails the call, as one
+    # getVpsAgentAvailability would (the others are not waited for).
+    found = await asyncio.gather(*(client.get_agent_availability(v) for v in vps_ids))
+    # Items are nested objects: they carry the schema's names (the host renames only the
+    # top level).
+    return {
+        "availabilities": [
+            {to_camel(key): value for key, value in _availability(v, a).items()}
+            for v, a in zip(vps_ids, found, strict=True)
+        ]
+    }
+
+
 _VPS_ARG = Input("vps_id", validate_vps_id, required=True)
 GET_VPS_AGENT_AVAILABILITY = Function(
     "hostup:index:getVpsAgentAvailability", (_VPS_ARG,), _get_availability
@@ -81,6 +105,12 @@ REQUIRE_AGENT_AVAILABLE = Function(
     (_VPS_ARG, Input("wait_timeout", _validate_wait)),
     _require_available,
 )
+GET_VPS_AGENT_AVAILABILITIES = Function(
+    "hostup:index:getVpsAgentAvailabilities",
+    (Input("vps_ids", validate_vps_ids, required=True),),
+    _get_availabilities,
+)
 FUNCTIONS: Mapping[str, Function] = {
-    f.token: f for f in (GET_VPS_AGENT_AVAILABILITY, REQUIRE_AGENT_AVAILABLE)
+    f.token: f
+    for f in (GET_VPS_AGENT_AVAILABILITY, GET_VPS_AGENT_AVAILABILITIES, REQUIRE_AGENT_AVAILABLE)
 }
