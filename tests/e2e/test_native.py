@@ -65,6 +65,7 @@ def test_yaml_program_with_two_accounts_through_its_lifecycle(
     outputs = stack.outputs()
     assert outputs["available"] is True
     assert outputs["otherAvailable"] is True
+    assert [(item["vpsId"], item["available"]) for item in outputs["fleet"]] == [(WEB, True)]
     assert (outputs["exitCode"], outputs["otherExitCode"]) == (0, 0)
     assert outputs["stdout"] == "[secret]"
     assert stack.outputs(show_secrets=True)["stdout"] == "YAML_STDOUT_MARKER\n"
