@@ -97,11 +97,16 @@ runtime:
 PROGRAM = '''\
 """N VPSes: availability exported, a command and its result each (bench/engine.py).
 
-bench:probe false leaves the availability calls out, and bench:importHostup true makes the
-control import hostup_pulumi (bench/engine.py --explain's variants).
+bench:probe false leaves the availability calls out, bench:importHostup true makes the
+control import hostup_pulumi, bench:coalesce false makes the native program send one invoke per
+VPS, and bench:gcStats FILE appends the garbage collector's time in this run to FILE
+(bench/engine.py --explain's variants).
 """
 
+import atexit
+import gc
 import json
+import time
 from pathlib import Path
 
 import pulumi
@@ -111,15 +116,38 @@ mode = config.require("mode")
 ids = json.loads(Path(config.require("ids")).read_text())
 probe = config.get_bool("probe") is not False
 
+gc_stats = config.get("gcStats")
+if gc_stats:
+    spent = {"seconds": 0.0, "collections": 0, "full": 0}
+    began = []
+
+    def on_gc(phase, info):
+        if phase == "start":
+            began.append(time.perf_counter())
+        elif began:
+            spent["seconds"] += time.perf_counter() - began.pop()
+            spent["collections"] += 1
+            spent["full"] += info["generation"] == 2
+
+    gc.callbacks.append(on_gc)
+    atexit.register(lambda: Path(gc_stats).write_text(json.dumps(spent)))
+
 if mode in ("dynamic", "native"):
     if mode == "dynamic":
         import hostup_pulumi as hostup
     else:
         from hostup_pulumi import native as hostup
 
+    availability = hostup.get_vps_agent_availability_output
+    if mode == "native" and config.get_bool("coalesce") is False:
+        def availability(vps_id):
+            return pulumi.runtime.invoke_output(
+                "hostup:index:getVpsAgentAvailability", {"vpsId": vps_id}
+            )
+
     for i, vps_id in enumerate(ids):
         if probe:
-            pulumi.export(f"available-{i}", hostup.get_vps_agent_availability_output(vps_id))
+            pulumi.export(f"available-{i}", availability(vps_id))
         cmd = hostup.AgentCommand(f"cmd-{i}", vps_id=vps_id, command="true")
         hostup.AgentExecResult(f"out-{i}", vps_id=cmd.vps_id, pid=cmd.pid, run_id=cmd.run_id)
 else:
@@ -618,6 +646,7 @@ EXPLAIN_VARIANTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("dynamic without the availability calls", "dynamic", {"bench:probe": "false"}),
     ("dynamic", "dynamic", {}),
     ("native without the availability invokes", "native", {"bench:probe": "false"}),
+    ("native, one invoke per VPS (no coalescing)", "native", {"bench:coalesce": "false"}),
     ("native", "native", {}),
 )
 
@@ -702,8 +731,8 @@ def explain(bench: EngineBench, n: int, repeats: int, log: Callable[[str], None]
     """Preview at N of each variant (checkpoints off: preview writes no state anyway), and
     the parts measured alone; returns the report."""
     lines = [f"where preview time goes, N={n} (fastest of {repeats} previews each)",
-             f"{'variant':<42} {'preview s':>9} {'vs control':>10} {'program CPU s':>13} "
-             f"{'provider CPU s':>14} {'providers':>9}  requests"]  # fmt: skip
+             f"{'variant':<44} {'preview s':>9} {'vs control':>10} {'program CPU s':>13} "
+             f"{'program GC s':>12} {'provider CPU s':>14} {'providers':>9}  requests"]  # fmt: skip
     control: float | None = None
     for i, (label, mode, config) in enumerate(EXPLAIN_VARIANTS):
         cycle = Cycle(mode, n, 0.0, False)
@@ -711,19 +740,26 @@ def explain(bench: EngineBench, n: int, repeats: int, log: Callable[[str], None]
             with HostupClient(sim.api_key, base_url=sim.base_url) as client:
                 ids = [vps.id for vps in client.list_vps()]
             stack = bench.stack(cycle, sim, ids, name=f"explain-{i}-{mode}-n{n}")
-            for key, value in config.items():
+            gc_file = bench.state_dir / f"gc-{i}.json"
+            for key, value in {**config, "bench:gcStats": str(gc_file)}.items():
                 stack.set_config(key, value)
             bench.phase(stack, sim, "up", "--yes", "--skip-preview")
-            previews = [bench.phase(stack, sim, "preview") for _ in range(repeats)]
+            previews, gc_seconds = [], []
+            for _ in range(repeats):
+                gc_file.unlink(missing_ok=True)
+                previews.append(bench.phase(stack, sim, "preview"))
+                gc_seconds.append(json.loads(gc_file.read_text())["seconds"])
             bench.phase(stack, sim, "destroy", "--yes", "--skip-preview")
-        best = min(previews, key=lambda phase: phase.seconds)
+        fastest = min(range(repeats), key=lambda k: previews[k].seconds)
+        best, best_gc = previews[fastest], gc_seconds[fastest]
         control = best.seconds if control is None else control
         program = min(ph.usage.get("program", ProcessUsage()).cpu_s for ph in previews)
         provider = min(ph.usage.get("provider", ProcessUsage()).cpu_s for ph in previews)
         count = best.usage.get("provider", ProcessUsage()).count
         requests = ", ".join(f"{k} {v}" for k, v in sorted(best.requests.items())) or "none"
-        lines.append(f"{label:<42} {best.seconds:>9.2f} {best.seconds / control:>10.2f} "
-                     f"{program:>13.2f} {provider:>14.2f} {count:>9}  {requests}")  # fmt: skip
+        lines.append(f"{label:<44} {best.seconds:>9.2f} {best.seconds / control:>10.2f} "
+                     f"{program:>13.2f} {best_gc:>12.2f} {provider:>14.2f} {count:>9}  "
+                     f"{requests}")  # fmt: skip
         log(lines[-1])
     lines.append("")
     lines.append("start-up of a provider process until it serves (fastest of 3):")
