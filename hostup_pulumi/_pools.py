@@ -47,9 +47,12 @@ class AsyncPools:
         self._room = list(sizes)
 
     def acquire(self) -> int:
-        """The index of the least busy pool (the first of equals, so that a client sending
-        one request at a time keeps to one connection)."""
-        index = max(range(len(self._room)), key=self._room.__getitem__)
+        """The index of the first pool with a free connection: later pools are used only
+        while the earlier ones are busy, so the client keeps to as few connections (and
+        warm ones) as its load needs. If none is free (more requests than connections),
+        the least busy; httpcore queues the request there."""
+        free = [i for i, room in enumerate(self._room) if room > 0]
+        index = free[0] if free else max(range(len(self._room)), key=self._room.__getitem__)
         self._room[index] -= 1
         return index
 
