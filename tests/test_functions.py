@@ -701,3 +701,36 @@ def test_get_availabilities_checks_every_id_before_any_request(
         pulumi_program.run(lambda: hostup.get_vps_agent_availabilities([good] * 1001))
 
     assert configured.requests == []
+
+
+@pytest.mark.parametrize(
+    "call", [native.get_vps_agent_availabilities, native.get_vps_agent_availabilities_output]
+)
+def test_native_get_availabilities_is_one_invoke_with_results_in_order(
+    call: Callable[..., object], pulumi_program: PulumiProgram
+) -> None:
+    mocks = FleetMocks()
+    pulumi_program.start(mocks)
+
+    observed = pulumi_program.run(lambda: call(FLEET[::-1]))
+
+    assert [r.vps_id for r in observed.value] == FLEET[::-1]
+    assert all(isinstance(r, hostup.GetVpsAgentAvailabilityResult) for r in observed.value)
+    [invoke] = mocks.calls
+    assert (invoke.token, invoke.args) == (
+        "hostup:index:getVpsAgentAvailabilities",
+        {"vpsIds": FLEET[::-1]},
+    )
+
+
+def test_get_availabilities_output_fails_with_the_failing_vpss_error(
+    configured: HostupSimulator, pulumi_program: PulumiProgram
+) -> None:
+    known = configured.add_vps(name="known")
+    missing = "vps_01nosuchvps000000000000"
+
+    with pytest.raises(hostup.NotFoundError) as caught:
+        pulumi_program.run(lambda: hostup.get_vps_agent_availabilities_output([known, missing]))
+
+    assert missing in str(caught.value)
+    assert isinstance(caught.value, pulumi.RunError)  # one line in a failing program
