@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
-from pydantic.alias_generators import to_camel, to_snake
 
 from ._batch import Coalescer
+from ._names import to_camel, to_snake
 from ._outputs import SECRET_OUTPUTS, AgentCommandOutputs, AgentExecResultOutputs, props
 from .functions import GetVpsAgentAvailabilityResult
 

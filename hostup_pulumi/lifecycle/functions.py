@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic.alias_generators import to_camel
-
+from .._names import to_camel
 from .._validation import validate_seconds, validate_vps_id, validate_vps_ids
 from ..client import AsyncHostupClient
 from ..errors import HostupError

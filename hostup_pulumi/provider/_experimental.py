@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,8 +27,8 @@ from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime import rpc
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
-from pydantic import alias_generators
 
+from .._names import to_camel, to_snake
 from .._version import __version__
 from ..lifecycle import UNKNOWN, Diff, Failure
 from .host import Aborted, EngineLog, PluginHost
@@ -70,12 +69,6 @@ def to_value(value: Any, secret: bool = False) -> PropertyValue:
     else:
         inner = str(value)
     return PropertyValue(inner, is_secret=secret) if inner is not None else _null(secret)
-
-
-# Property names are few and the same for every call; pydantic's converters are a chain of
-# regular expressions (about 0.1 ms a name, on every Check, Diff and Invoke).
-to_snake = functools.lru_cache(maxsize=256)(alias_generators.to_snake)
-to_camel = functools.lru_cache(maxsize=256)(alias_generators.to_camel)
 
 
 def _null(secret: bool) -> PropertyValue:

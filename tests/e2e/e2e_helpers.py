@@ -137,6 +137,16 @@ def _text(value: str | bytes | None) -> str:
     return value or ""
 
 
+def files_under(root: Path) -> list[Path]:
+    """Every regular file below ``root``, not following links (the .venv links)."""
+    return [
+        Path(d) / name
+        for d, _, names in os.walk(root)
+        for name in names
+        if (Path(d) / name).is_file() and not (Path(d) / name).is_symlink()
+    ]
+
+
 def copy_example(root: Path, name: str) -> Path:
     """Lay out ``root`` like the repo for example ``name``; return its project dir.
 

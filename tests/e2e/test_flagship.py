@@ -6,12 +6,11 @@ API has forgotten the pid), secrets, destroy.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from e2e_helpers import API_KEY, DB, DB_REASON, OLD, OLD_REASON, WEB, Stack
+from e2e_helpers import API_KEY, DB, DB_REASON, OLD, OLD_REASON, WEB, Stack, files_under
 
 from hostup_pulumi.testing import HostupSimulator
 
@@ -20,11 +19,6 @@ pytestmark = pytest.mark.e2e
 #: What web-01 prints for the flagship's default command: must never show unless asked.
 STDOUT_MARKER = "Linux web-01 E2E_STDOUT_MARKER_5c1d 6.8.0 x86_64 GNU/Linux"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value
-
-
-def files_under(root: Path) -> list[Path]:
-    """Every file below ``root``, not following links (the .venv links)."""
-    return [Path(d) / name for d, _, names in os.walk(root) for name in names]
 
 
 def holds_secret(path: Path) -> bool:

@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import API_KEY, REPO, RUN_TIMEOUT, VENV, WEB, Stack, install_plugin
+from e2e_helpers import (
+    API_KEY,
+    REPO,
+    RUN_TIMEOUT,
+    VENV,
+    WEB,
+    Stack,
+    files_under,
+    install_plugin,
+)
 
 from hostup_pulumi.testing import Fault, HostupSimulator
 from hostup_pulumi.testing.engine import PulumiStack, session_members
@@ -294,15 +303,6 @@ def inject_seeded_503s(sim: HostupSimulator, rate: float, seed: int, per_route: 
 
 
 # -- leaks ---------------------------------------------------------------------------------
-
-
-def files_under(root: Path) -> list[Path]:
-    return [
-        Path(d) / name
-        for d, _, names in os.walk(root)
-        for name in names
-        if (Path(d) / name).is_file() and not (Path(d) / name).is_symlink()
-    ]
 
 
 def assert_nothing_leaked(stack: RelStack, *, keys: tuple[str, ...] = (API_KEY,)) -> str:

@@ -27,7 +27,16 @@ from typing import Any
 
 import dill
 import pytest
-from e2e_helpers import API_KEY, DB, RUN_TIMEOUT, WEB, Stack, copy_example, resource_summary
+from e2e_helpers import (
+    API_KEY,
+    DB,
+    RUN_TIMEOUT,
+    WEB,
+    Stack,
+    copy_example,
+    files_under,
+    resource_summary,
+)
 
 from hostup_pulumi import (
     AsyncHostupClient,
@@ -75,16 +84,6 @@ if _dir:  # every Python process of the run logs everything at DEBUG to its own 
         format="%(process)d %(name)s %(levelname)s %(message)s",
     )
 """
-
-
-def files_under(root: Path) -> list[Path]:
-    """Every regular file below ``root``, not following links (the .venv links)."""
-    return [
-        Path(d) / name
-        for d, _, names in os.walk(root)
-        for name in names
-        if (Path(d) / name).is_file() and not (Path(d) / name).is_symlink()
-    ]
 
 
 def holding(paths: list[Path], *needles: str) -> list[str]:
