@@ -113,6 +113,14 @@ class SimulatorProcess:
         data: dict[str, Any] = self._stats_client.get("/_simulator/stats").json()
         return Stats(data["requests"], data["byRoute"], data["byStatus"], data["connectionsOpened"])
 
+    def request_span(self, since: float) -> float | None:
+        """Seconds from the first to the last request received since epoch time ``since``
+        (``None``: fewer than one)."""
+        assert self._stats_client is not None
+        window = self._stats_client.get("/_simulator/stats", params={"since": since}).json()
+        first, last = window["since"]["firstAt"], window["since"]["lastAt"]
+        return None if first is None else float(last - first)
+
     def stop(self) -> None:
         """Stop the child (SIGTERM, then SIGKILL) and reap it. Idempotent."""
         if self._stats_client is not None:

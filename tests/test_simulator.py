@@ -781,6 +781,27 @@ def test_stats_route_counts_requests_and_connections_for_other_processes(
     assert sim.count() == 4
 
 
+def test_stats_since_says_when_the_requests_from_then_on_arrived(
+    sim: HostupSimulator, client: httpx.Client
+) -> None:
+    client.get(exec_path(WEB))
+    mark = time.time()
+    client.get(exec_path(WEB))
+    client.get(exec_path(WEB))
+    times = [r.time for r in sim.requests]
+    with httpx.Client(base_url=sim.base_url, verify=False) as anonymous:
+        window = anonymous.get("/_simulator/stats", params={"since": mark}).json()["since"]
+        later = anonymous.get("/_simulator/stats", params={"since": time.time() + 60}).json()
+        bad = anonymous.get("/_simulator/stats", params={"since": "yesterday"})
+    assert window == {"requests": 2, "firstAt": times[1], "lastAt": times[2]}
+    assert later["since"] == {"requests": 0, "firstAt": None, "lastAt": None}
+    assert later["requests"] == 3
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_request"
+    assert "since must be epoch seconds" in bad.json()["detail"]
+    assert sim.stats(mark)["since"] == window
+
+
 # -- stable ids for generated VPSes --------------------------------------------------------
 
 

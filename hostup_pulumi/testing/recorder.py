@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Query parameters whose values could be secrets if a client misplaced a key there.
 _SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token", "session"})
@@ -76,6 +77,14 @@ class RequestLog:
                 status = "dropped" if item.status is None else str(item.status)
                 by_status[status] = by_status.get(status, 0) + 1
         return by_route, by_status
+
+    def window(self, since: float) -> dict[str, Any]:
+        """The requests received at or after epoch time ``since``: how many, and when the
+        first and the last of them arrived (``None`` when there were none)."""
+        with self._lock:
+            times = [item.time for item in self._items if item.time >= since]
+        return {"requests": len(times), "firstAt": min(times, default=None),
+                "lastAt": max(times, default=None)}  # fmt: skip
 
     def count(self, route: str | None = None, method: str | None = None) -> int:
         """Count recorded requests, optionally only one route and/or method."""

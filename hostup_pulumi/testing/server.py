@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import selectors
 import socket
 import socketserver
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .faults import MUTATING_KINDS, FaultQueue, render, spoil
 from .ids import credential_label, new_request_id
-from .problems import Response, json_response
+from .problems import Response, json_response, problem_response
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog, redact_query
 from .routes import REQUIRED_SCOPE, Call, RouteMatch, handle, resolve
@@ -121,15 +122,20 @@ class SimulatorServer(ThreadingHTTPServer):
             self._open.add(conn)
         return conn, addr
 
-    def stats(self) -> dict[str, Any]:
-        """Counts so far: logged requests (total, by route, by status) and TCP connections."""
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        """Counts so far: logged requests (total, by route, by status) and TCP connections;
+        with ``since`` (epoch seconds), also ``since``: the requests received from then on
+        (``RequestLog.window``)."""
         by_route, by_status = self.backend.log.totals()
-        return {
+        stats: dict[str, Any] = {
             "requests": sum(by_route.values()),
             "byRoute": by_route,
             "byStatus": by_status,
             "connectionsOpened": self.connections_opened,
         }
+        if since is not None:
+            stats["since"] = self.backend.log.window(since)
+        return stats
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -198,6 +204,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def _stats(self, query: dict[str, str], request_id: str) -> Response:
+        """``GET /_simulator/stats[?since=EPOCH]``."""
+        if "since" not in query:
+            return json_response(self.server.stats())
+        try:
+            since = float(query["since"])
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            detail = f"since must be epoch seconds (a number), not {query['since']!r}"
+            return problem_response(400, "invalid_request", instance=STATS_PATH,
+                                    request_id=request_id, detail=detail)  # fmt: skip
+        return json_response(self.server.stats(since))
+
     def do_OPTIONS(self) -> None:
         self._dispatch()
 
@@ -234,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         body = self._read_body(call)
         if path == STATS_PATH and self.command == "GET" and not isinstance(body, Response):
-            self._send(json_response(self.server.stats()), request_id)
+            self._send(self._stats(query, request_id), request_id)
             return
         if isinstance(body, Response):
             record(body.status)

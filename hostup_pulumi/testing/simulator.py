@@ -274,15 +274,20 @@ class HostupSimulator:
         """A copy of the request log (no header values, keys or cookies)."""
         return self._backend.log.snapshot()
 
-    def stats(self) -> dict[str, Any]:
-        """Counts so far, as ``GET /_simulator/stats`` answers them (for other processes):
-        ``requests``, ``byRoute``, ``byStatus`` (``"dropped"``: no response) and
-        ``connectionsOpened``. Stats requests are not counted, but their connections are."""
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        """Counts so far, as ``GET /_simulator/stats[?since=EPOCH]`` answers them (for other
+        processes): ``requests``, ``byRoute``, ``byStatus`` (``"dropped"``: no response) and
+        ``connectionsOpened``; with ``since``, also ``since``: ``requests``, ``firstAt`` and
+        ``lastAt`` of those received from that epoch time on. Stats requests are not
+        counted, but their connections are."""
         if self._server is not None:
-            return self._server.stats()
+            return self._server.stats(since)
         by_route, by_status = self._backend.log.totals()
-        return {"requests": sum(by_route.values()), "byRoute": by_route,
-                "byStatus": by_status, "connectionsOpened": 0}  # fmt: skip
+        stats = {"requests": sum(by_route.values()), "byRoute": by_route,
+                 "byStatus": by_status, "connectionsOpened": 0}  # fmt: skip
+        if since is not None:
+            stats["since"] = self._backend.log.window(since)
+        return stats
 
     def clear_requests(self) -> None:
         """Empty the request log."""
