@@ -78,6 +78,20 @@ class RequestLog:
                 by_status[status] = by_status.get(status, 0) + 1
         return by_route, by_status
 
+    def stats(self, connections: int, since: float | None = None) -> dict[str, Any]:
+        """What ``GET /_simulator/stats`` answers: ``requests``, ``byRoute``, ``byStatus``,
+        ``connectionsOpened`` and, with ``since``, :meth:`window`."""
+        by_route, by_status = self.totals()
+        stats: dict[str, Any] = {
+            "requests": sum(by_route.values()),
+            "byRoute": by_route,
+            "byStatus": by_status,
+            "connectionsOpened": connections,
+        }
+        if since is not None:
+            stats["since"] = self.window(since)
+        return stats
+
     def window(self, since: float) -> dict[str, Any]:
         """The requests received at or after epoch time ``since``: how many, and when the
         first and the last of them arrived (``None`` when there were none)."""

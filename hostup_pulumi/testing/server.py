@@ -126,16 +126,7 @@ class SimulatorServer(ThreadingHTTPServer):
         """Counts so far: logged requests (total, by route, by status) and TCP connections;
         with ``since`` (epoch seconds), also ``since``: the requests received from then on
         (``RequestLog.window``)."""
-        by_route, by_status = self.backend.log.totals()
-        stats: dict[str, Any] = {
-            "requests": sum(by_route.values()),
-            "byRoute": by_route,
-            "byStatus": by_status,
-            "connectionsOpened": self.connections_opened,
-        }
-        if since is not None:
-            stats["since"] = self.backend.log.window(since)
-        return stats
+        return self.backend.log.stats(self.connections_opened, since)
 
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
