@@ -905,14 +905,14 @@ def plan(
 
 
 def repetitions(cycle: Cycle, small: int, chosen: int | None) -> tuple[int, int]:
-    """(rounds, preview and refresh runs per round) for ``cycle``: every phase is timed at
-    least twice and the faster counts, except the up and destroy of the large N with
-    checkpoints on, which take minutes each (their noise is small beside that)."""
+    """(rounds, preview and refresh runs per round) for ``cycle``: every phase is timed
+    three times and the fastest counts, except the up and destroy of the large N with
+    checkpoints on, which take a minute each (their noise is small beside that)."""
     if chosen is not None:
         return chosen, 1
     if cycle.n == small or not cycle.checkpoints:
-        return 2, 1
-    return 1, 2
+        return 3, 1
+    return 1, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -923,9 +923,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="the slow run's latency, s")
     parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="runs of each cycle (the fastest counts); default 2, except "
+                        help="runs of each cycle (the fastest counts); default 3, except "
                              "the large N with checkpoints on: 1, with preview and refresh "
-                             "twice")  # fmt: skip
+                             "3 times")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (6 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
