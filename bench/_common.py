@@ -387,6 +387,8 @@ class ProcessSampler:
     matches wins; unmatched processes are not recorded). Per process it keeps the last
     VmHWM (the kernel's own peak, so a peak between two samples is not missed) and CPU time
     seen; a process that exits between two samples loses at most ``interval`` of CPU time.
+    A process already running at the start (the simulator) counts only the CPU time it used
+    from its first sample on; its VmHWM is still its peak since it started.
     Use as a context manager around the work to measure; read :meth:`usage` after.
     """
 
@@ -394,6 +396,7 @@ class ProcessSampler:
     interval: float = 0.1
     _seen: dict[int, tuple[str, float, float, float, float]] = field(default_factory=dict)
     _roles_of: dict[int, str] = field(default_factory=dict)
+    _cpu_before: dict[int, float] = field(default_factory=dict)  # used before the start
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _boot_offset: float = 0.0  # uptime minus perf_counter
@@ -423,7 +426,11 @@ class ProcessSampler:
             hwm, stat = _hwm_mb(pid), _stat(str(pid))
             if hwm is None or stat is None:
                 continue
-            self._seen[pid] = (role, hwm, stat[1], self._since_start(stat[2]), now)
+            started = self._since_start(stat[2])
+            if pid not in self._cpu_before:
+                self._cpu_before[pid] = stat[1] if started == 0 else 0.0
+            cpu = stat[1] - self._cpu_before[pid]
+            self._seen[pid] = (role, hwm, cpu, started, now)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -436,6 +443,7 @@ class ProcessSampler:
         self._boot_offset = _uptime() - self._started
         self._seen.clear()
         self._roles_of.clear()
+        self._cpu_before.clear()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
