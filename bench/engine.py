@@ -891,9 +891,10 @@ def to_json(result: CycleResult) -> dict[str, Any]:
 def plan(
     sizes: Sequence[int], latency: float, modes: Sequence[str], checkpoints_runs: Sequence[bool]
 ) -> list[Cycle]:
-    """Control and ours side by side, and each of ours at latency L right after its 0 ms
-    cycle (native first, the gated one): each ratio compares neighbours in time, so that the
-    machine's speed, which drifts over a run, cancels out."""
+    """Control and ours side by side at 0 ms, then ours at latency L in reverse order: the
+    native plugin's (gated) 50 ms cycle runs right after its 0 ms one, and the dynamic
+    provider's 0 ms and 50 ms cycles sit one cycle either side of those. Ratios compare
+    cycles close in time, so that the machine's speed, which drifts over a run, cancels."""
     cycles = []
     for checkpoints in checkpoints_runs:
         for n in sizes:
