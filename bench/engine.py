@@ -24,7 +24,7 @@ program, the language host, the CLI and the simulator.
 
 Usage::
 
-    python bench/engine.py              # the full run: N = 100 and 400 (about 16-25 min)
+    python bench/engine.py              # the full run: N = 100 and 400 (about 15-25 min)
     python bench/engine.py --quick      # N = 10 and 40, for development (about 3 min)
     python bench/engine.py --sizes 20,80 --repeats 2 --modes control,native
 
@@ -928,7 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the large N with checkpoints on: 1, with preview and refresh "
                              "3 times")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
-                        help="instead: where preview time goes at the large N (6 min)")  # fmt: skip
+                        help="instead: where preview time goes at N = 400 (~7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
     parser.add_argument("--checkpoints", choices=("both", "on", "off"), default="both",
                         help="the engine's checkpoints: both runs (default), or one")  # fmt: skip
