@@ -928,7 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the large N with checkpoints on: 1, with preview and refresh "
                              "3 times")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
-                        help="instead: where preview time goes at N = 400 (~7 min)")  # fmt: skip
+                        help="instead: where preview time goes at the large N (7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
     parser.add_argument("--checkpoints", choices=("both", "on", "off"), default="both",
                         help="the engine's checkpoints: both runs (default), or one")  # fmt: skip
