@@ -7,15 +7,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install engine lint test unit e2e demo bench clean
+.PHONY: all install engine sdk lint test unit e2e demo bench clean
 
 all: test
 
-# Reinstall when the dependency list changes.
-$(STAMP): pyproject.toml
+# Reinstall when a dependency list changes. The generated Python SDK (sdk/python, package
+# pulumi_hostup) installs beside hostup_pulumi, which depends on it.
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet -e ./sdk/python -e '.[dev]'
 	@ln -sfn ../../$(VENV) examples/flagship/.venv
 	@touch $@
 
@@ -28,6 +29,14 @@ engine: install
 	@tools/install-pulumi >/dev/null
 	@tools/install-plugin
 
+# The SDKs of every language, generated from schema.json by Pulumi's own codegen (the pinned
+# generator in tools/sdkgen, built once into .tools/), then the TypeScript SDK built and packed
+# (sdk/nodejs/bin, sdk/nodejs/dist/*.tgz). The generated files are committed: after a schema
+# change run this and commit sdk/ with it; a test fails when they disagree.
+sdk:
+	@tools/gen-sdk
+	@tools/build-sdk-nodejs >/dev/null
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,13 +45,13 @@ lint: install
 unit: install
 	$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
 
-e2e: install engine
+e2e: install engine sdk
 	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 # Every test: lint and types, unit and simulator tests, then the real engine end to end.
 # `coverage run` (not pytest-cov): the package's pytest plugin is imported before pytest-cov
 # would start measuring.
-test: install engine lint
+test: install engine sdk lint
 	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) -m coverage run -m pytest $(PYTEST_ARGS)
 	$(PY) -m coverage report --skip-covered --fail-under=90
 

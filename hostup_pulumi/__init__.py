@@ -33,6 +33,7 @@ from .errors import (
 from .functions import (
     AgentPreconditionError,
     GetVpsAgentAvailabilityResult,
+    RequireAgentAvailableResult,
     get_vps_agent_availabilities,
     get_vps_agent_availabilities_output,
     get_vps_agent_availability,
@@ -86,6 +87,7 @@ __all__ = [
     "Problem",
     "Provider",
     "RateLimitError",
+    "RequireAgentAvailableResult",
     "Resources",
     "RetryPolicy",
     "Settings",

@@ -21,7 +21,9 @@ from typing import TypeVar
 
 import pulumi
 from pulumi.runtime.config import get_config
+from pulumi_hostup import GetVpsAgentAvailabilityResult, RequireAgentAvailableResult
 
+from . import native
 from ._validation import validate_vps_ids
 from .client import AsyncHostupClient, HostupClient
 from .errors import AgentUnavailableError, HostupError, ValidationError
@@ -31,6 +33,7 @@ from .settings import CONFIG_KEYS, Settings
 __all__ = [
     "AgentPreconditionError",
     "GetVpsAgentAvailabilityResult",
+    "RequireAgentAvailableResult",
     "get_vps_agent_availabilities",
     "get_vps_agent_availabilities_output",
     "get_vps_agent_availability",
@@ -42,55 +45,15 @@ __all__ = [
 ]
 
 
-@pulumi.output_type
-class GetVpsAgentAvailabilityResult:
-    """Whether QEMU guest-agent command execution is available on a VPS.
+R = TypeVar("R", GetVpsAgentAvailabilityResult, RequireAgentAvailableResult)
 
-    Exported with ``pulumi.export`` it shows as ``{"available", "reason", "vmRunning",
-    "vpsId"}``. ``available`` is the gate; ``vm_running`` is for display only.
-    """
 
-    def __init__(
-        self, vps_id: str, available: bool, reason: str | None, vm_running: bool | None
-    ) -> None:
-        pulumi.set(self, "vps_id", vps_id)
-        pulumi.set(self, "available", available)
-        pulumi.set(self, "reason", reason)
-        pulumi.set(self, "vm_running", vm_running)
-
-    @property
-    @pulumi.getter(name="vpsId")
-    def vps_id(self) -> str:
-        """The VPS that was probed."""
-        return pulumi.get(self, "vps_id")  # type: ignore[no-any-return]
-
-    @property
-    @pulumi.getter
-    def available(self) -> bool:
-        """True when commands can be run in the guest now."""
-        return pulumi.get(self, "available")  # type: ignore[no-any-return]
-
-    @property
-    @pulumi.getter
-    def reason(self) -> str | None:
-        """Why command execution is not available (None when it is)."""
-        return pulumi.get(self, "reason")  # type: ignore[no-any-return]
-
-    @property
-    @pulumi.getter(name="vmRunning")
-    def vm_running(self) -> bool | None:
-        """Whether the VM is running (display only: do not gate on it)."""
-        return pulumi.get(self, "vm_running")  # type: ignore[no-any-return]
-
-    @classmethod
-    def _from(cls, vps_id: str, availability: AgentAvailability) -> GetVpsAgentAvailabilityResult:
-        return cls(vps_id, availability.available, availability.reason, availability.vm_running)
-
-    def __repr__(self) -> str:
-        return (
-            f"GetVpsAgentAvailabilityResult(vps_id={self.vps_id!r}, available={self.available}, "
-            f"reason={self.reason!r}, vm_running={self.vm_running})"
-        )
+def _result(cls: type[R], vps_id: str, availability: AgentAvailability) -> R:
+    # The schema's types (generated), the same as through the plugin.
+    return cls(
+        available=availability.available, reason=availability.reason,
+        vm_running=availability.vm_running, vps_id=vps_id,
+    )  # fmt: skip
 
 
 class AgentPreconditionError(AgentUnavailableError, pulumi.RunError):
@@ -203,14 +166,12 @@ def get_vps_agent_availability(
     With ``opts`` (e.g. ``InvokeOptions(provider=hostup.Provider(...))``) it runs in the
     hostup plugin."""
     if _hostup_provider(opts, "get_vps_agent_availability"):
-        from . import native
-
         return native.get_vps_agent_availability(vps_id, opts)
     try:
         availability = _shared_client().get_agent_availability(vps_id)
     except HostupError as exc:
         raise program_error(exc) from None
-    return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+    return _result(GetVpsAgentAvailabilityResult, vps_id, availability)
 
 
 def get_vps_agent_availability_output(
@@ -220,8 +181,6 @@ def get_vps_agent_availability_output(
     unknown during preview while the id is unknown, and overlaps with other calls (they share
     one async client and its concurrency limit)."""
     if _hostup_provider(opts, "get_vps_agent_availability_output"):
-        from . import native
-
         return native.get_vps_agent_availability_output(vps_id, opts)
 
     async def probe(vps_id: str) -> GetVpsAgentAvailabilityResult:
@@ -229,7 +188,7 @@ def get_vps_agent_availability_output(
             availability = await _shared_async_client().get_agent_availability(vps_id)
         except HostupError as exc:
             raise program_error(exc) from None
-        return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+        return _result(GetVpsAgentAvailabilityResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(probe)
 
@@ -242,8 +201,6 @@ def get_vps_agent_availabilities(
     form, whose probes overlap. With ``opts`` it runs in the hostup plugin
     (``hostup:index:getVpsAgentAvailabilities``)."""
     if _hostup_provider(opts, "get_vps_agent_availabilities"):
-        from . import native
-
         return native.get_vps_agent_availabilities(vps_ids, opts)
     try:
         checked = validate_vps_ids(vps_ids)
@@ -251,7 +208,9 @@ def get_vps_agent_availabilities(
         found = [client.get_agent_availability(vps_id) for vps_id in checked]
     except HostupError as exc:
         raise program_error(exc) from None
-    return [GetVpsAgentAvailabilityResult._from(v, a) for v, a in zip(checked, found, strict=True)]
+    return [
+        _result(GetVpsAgentAvailabilityResult, v, a) for v, a in zip(checked, found, strict=True)
+    ]
 
 
 def get_vps_agent_availabilities_output(
@@ -260,8 +219,6 @@ def get_vps_agent_availabilities_output(
     """The ``Output`` form of :func:`get_vps_agent_availabilities`: the probes overlap (one
     shared async client and its concurrency limit); the first failure fails the call."""
     if _hostup_provider(opts, "get_vps_agent_availabilities_output"):
-        from . import native
-
         return native.get_vps_agent_availabilities_output(vps_ids, opts)
 
     async def probe_all(vps_ids: list[str]) -> list[GetVpsAgentAvailabilityResult]:
@@ -272,7 +229,8 @@ def get_vps_agent_availabilities_output(
         except HostupError as exc:
             raise program_error(exc) from None
         return [
-            GetVpsAgentAvailabilityResult._from(v, a) for v, a in zip(checked, found, strict=True)
+            _result(GetVpsAgentAvailabilityResult, v, a)
+            for v, a in zip(checked, found, strict=True)
         ]
 
     return pulumi.Output.from_input(vps_ids).apply(probe_all)
@@ -283,7 +241,7 @@ def require_agent_available(
     *,
     wait_timeout: float | None = None,
     opts: pulumi.InvokeOptions | None = None,
-) -> GetVpsAgentAvailabilityResult:
+) -> RequireAgentAvailableResult:
     """Fail the deployment unless guest-agent command execution is available on ``vps_id``.
 
     Raises :class:`AgentUnavailableError` (naming the VPS and the API's reason), which stops
@@ -292,14 +250,12 @@ def require_agent_available(
     With ``opts`` it runs in the hostup plugin (``hostup:index:requireAgentAvailable``).
     """
     if _hostup_provider(opts, "require_agent_available"):
-        from . import native
-
         return native.require_agent_available(vps_id, wait_timeout=wait_timeout, opts=opts)
     try:
         availability = _shared_client().require_agent_available(vps_id, wait_timeout=wait_timeout)
     except HostupError as exc:
         raise program_error(exc) from None
-    return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+    return _result(RequireAgentAvailableResult, vps_id, availability)
 
 
 def require_agent_available_output(
@@ -307,23 +263,21 @@ def require_agent_available_output(
     *,
     wait_timeout: float | None = None,
     opts: pulumi.InvokeOptions | None = None,
-) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
+) -> pulumi.Output[RequireAgentAvailableResult]:
     """The ``Input``-accepting twin of :func:`require_agent_available`.
 
     Use its result as an input of the resources it guards (for example
     ``vps_id=gate.vps_id``): they are then not created unless the check passed.
     """
     if _hostup_provider(opts, "require_agent_available_output"):
-        from . import native
-
         return native.require_agent_available_output(vps_id, wait_timeout=wait_timeout, opts=opts)
 
-    async def require(vps_id: str) -> GetVpsAgentAvailabilityResult:
+    async def require(vps_id: str) -> RequireAgentAvailableResult:
         client = _shared_async_client()
         try:
             availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
         except HostupError as exc:
             raise program_error(exc) from None
-        return GetVpsAgentAvailabilityResult._from(vps_id, availability)
+        return _result(RequireAgentAvailableResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

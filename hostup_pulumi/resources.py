@@ -15,22 +15,26 @@ import functools
 import pickle
 import sys
 import threading
+import typing
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi.dynamic as dyn
+import pulumi_hostup
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from . import lifecycle
-from ._outputs import SECRET_OUTPUTS, AgentCommandOutputs, AgentExecResultOutputs, props
 from .client import AsyncHostupClient
 from .errors import HostupError, ValidationError
 from .lifecycle import DEFAULT_RESULT_TIMEOUT, UNKNOWN
 from .settings import CONFIG_KEYS, Settings
 
 __all__ = ["DEFAULT_RESULT_TIMEOUT", "AgentCommand", "AgentExecResult"]
+
+#: AgentExecResult's outputs that are secrets: the lifecycle's (Python attribute names).
+SECRET_OUTPUTS = sorted(lifecycle.AGENT_EXEC_RESULT.secret_outputs)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -206,7 +210,23 @@ def _refuse_explicit_provider(opts: pulumi.ResourceOptions | None, name: str) ->
         )
 
 
-class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="AgentCommand"):
+def _outputs_of(generated: type) -> dict[str, Any]:
+    """The output annotations of a class of the generated SDK (one per schema property): a
+    dynamic class registers the same outputs, typed the same, without a list of its own.
+    Real annotations, not strings: the SDK reads them at every registration."""
+    return {
+        name: typing.get_type_hints(attr.fget)["return"]
+        for name, attr in vars(generated).items()
+        if isinstance(attr, property) and attr.fget is not None
+    }
+
+
+def _registration(outputs: Mapping[str, Any], **inputs: Any) -> dict[str, Any]:
+    """A resource's registration properties: its inputs, and every output still unset."""
+    return {**dict.fromkeys(inputs), **dict.fromkeys(outputs), **inputs}
+
+
+class AgentCommand(dyn.Resource, module="hostup", name="AgentCommand"):
     """Start a command in a VPS through the QEMU guest agent.
 
     Creating it probes availability first (failing with AgentUnavailableError when it is
@@ -219,8 +239,8 @@ class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="Age
     the same pid still replaces the result).
     """
 
-    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
-    __annotations__ = AgentCommandOutputs.__annotations__
+    # Pulumi types a resource's outputs by the class's own annotations: the schema's.
+    __annotations__ = _outputs_of(pulumi_hostup.AgentCommand)
 
     def __init__(
         self,
@@ -232,13 +252,13 @@ class AgentCommand(AgentCommandOutputs, dyn.Resource, module="hostup", name="Age
     ) -> None:
         _refuse_explicit_provider(opts, "AgentCommand")
         _unwrap_pickler()
-        inputs = props(AgentCommandOutputs, vps_id=vps_id, command=command, triggers=triggers)
+        inputs = _registration(
+            self.__annotations__, vps_id=vps_id, command=command, triggers=triggers
+        )
         super().__init__(_AgentCommandProvider(), resource_name, inputs, opts)
 
 
-class AgentExecResult(
-    AgentExecResultOutputs, dyn.Resource, module="hostup", name="AgentExecResult"
-):
+class AgentExecResult(dyn.Resource, module="hostup", name="AgentExecResult"):
     """The output of a command, read by pid once it has exited.
 
     Creating it polls until the command exits, within ``timeout`` seconds (default 300;
@@ -254,8 +274,8 @@ class AgentExecResult(
     ``extra_fields`` (fields the API sent that are not documented).
     """
 
-    # Pulumi types a resource's outputs by the class's own annotations: share the mixin's.
-    __annotations__ = AgentExecResultOutputs.__annotations__
+    # Pulumi types a resource's outputs by the class's own annotations: the schema's.
+    __annotations__ = _outputs_of(pulumi_hostup.AgentExecResult)
 
     def __init__(
         self,
@@ -271,7 +291,7 @@ class AgentExecResult(
     ) -> None:
         _refuse_explicit_provider(opts, "AgentExecResult")
         _unwrap_pickler()
-        inputs = props(AgentExecResultOutputs, vps_id=vps_id, pid=pid, run_id=run_id,
+        inputs = _registration(self.__annotations__, vps_id=vps_id, pid=pid, run_id=run_id,
                        timeout=DEFAULT_RESULT_TIMEOUT if timeout is None else timeout,
                        fail_on_nonzero_exit=fail_on_nonzero_exit)  # fmt: skip
         if secret_output:

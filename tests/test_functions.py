@@ -121,7 +121,10 @@ def test_get_of_a_stopped_vps_says_the_vm_is_not_running(
 def test_result_is_exported_with_camel_case_names(configured: HostupSimulator) -> None:
     vps = configured.add_vps(name="web", agent_available=False, agent_reason="agent down")
     with hostup.HostupClient(api_key=configured.api_key, base_url=configured.base_url) as client:
-        result = hostup.GetVpsAgentAvailabilityResult._from(vps, client.get_agent_availability(vps))
+        found = client.get_agent_availability(vps)
+    result = hostup.GetVpsAgentAvailabilityResult(
+        available=found.available, reason=found.reason, vm_running=found.vm_running, vps_id=vps
+    )
 
     # pulumi.export turns a stack output into plain data like this, then serializes it.
     exported = from_struct(to_struct({"gate": massage(result, [])}))["gate"]
@@ -591,6 +594,12 @@ class FleetMocks(EngineMocks):
 FLEET = [f"vps_01fleet{i:04d}" for i in range(5)]
 
 
+def _fields(
+    results: list[hostup.GetVpsAgentAvailabilityResult],
+) -> list[tuple[type, str, bool, str | None]]:
+    return [(type(r), r.vps_id, r.available, r.reason) for r in results]
+
+
 def test_native_output_calls_made_together_share_one_invoke(
     pulumi_program: PulumiProgram,
 ) -> None:
@@ -680,13 +689,16 @@ def test_get_availabilities_probes_each_vps_in_order(
     ids = [configured.add_vps(name=f"n{i}") for i in range(3)]
     configured.set_agent(ids[1], available=False, reason="guest agent not responding")
 
-    plain = pulumi_program.run(lambda: hostup.get_vps_agent_availabilities(ids))
-    output = pulumi_program.run(lambda: hostup.get_vps_agent_availabilities_output(ids))
+    plain = pulumi_program.run(lambda: _fields(hostup.get_vps_agent_availabilities(ids)))
+    output = pulumi_program.run(
+        lambda: hostup.get_vps_agent_availabilities_output(ids).apply(_fields)
+    )
 
     for observed in (plain, output):
-        assert [r.vps_id for r in observed.value] == ids
-        assert [r.available for r in observed.value] == [True, False, True]
-        assert observed.value[1].reason == "guest agent not responding"
+        assert [(vps_id, available) for _, vps_id, available, _ in observed.value] == [
+            (ids[0], True), (ids[1], False), (ids[2], True),
+        ]  # fmt: skip
+        assert observed.value[1][3] == "guest agent not responding"
     assert len(probe_paths(configured)) == 6
 
 
@@ -712,10 +724,12 @@ def test_native_get_availabilities_is_one_invoke_with_results_in_order(
     mocks = FleetMocks()
     pulumi_program.start(mocks)
 
-    observed = pulumi_program.run(lambda: call(FLEET[::-1]))
+    observed = pulumi_program.run(
+        lambda: pulumi.Output.from_input(call(FLEET[::-1])).apply(_fields)
+    )
 
-    assert [r.vps_id for r in observed.value] == FLEET[::-1]
-    assert all(isinstance(r, hostup.GetVpsAgentAvailabilityResult) for r in observed.value)
+    assert [vps_id for _, vps_id, _, _ in observed.value] == FLEET[::-1]
+    assert {cls for cls, _, _, _ in observed.value} == {hostup.GetVpsAgentAvailabilityResult}
     [invoke] = mocks.calls
     assert (invoke.token, invoke.args) == (
         "hostup:index:getVpsAgentAvailabilities",

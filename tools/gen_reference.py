@@ -228,6 +228,8 @@ def render(schema: Mapping[str, Any]) -> str:
     """The Markdown reference for ``schema`` (a Pulumi package schema)."""
     python = schema.get("language", {}).get("python", {})
     module = python.get("packageName", schema["name"])
+    nodejs = schema.get("language", {}).get("nodejs", {}).get("packageName", schema["name"])
+    go = schema.get("language", {}).get("go", {}).get("importBasePath", schema["name"])
     lines = [
         f"# {schema.get('displayName', schema['name'])} API reference",
         "",
@@ -236,8 +238,10 @@ def render(schema: Mapping[str, Any]) -> str:
         schema.get("description", "").strip(),
         "",
         f"Package `{schema['name']}` version {schema['version']}. "
-        f"In Python: `import {module} as hostup`. Names are shown as the schema spells them "
-        "(camelCase: stack outputs, config keys) and as the Python SDK spells them "
+        f"SDKs generated from this schema: TypeScript `{nodejs}`, Go `{go}`, Python "
+        f"`{module}` (also as `hostup_pulumi.native`, beside the zero-install dynamic classes of "
+        "`import hostup_pulumi as hostup`). Names are shown as the schema spells them "
+        "(camelCase: stack outputs, config keys, TypeScript) and as the Python SDK spells them "
         "(snake_case). Defaults are shown as JSON.",
         "",
         *_config(schema),
