@@ -107,5 +107,9 @@ func run(ctx context.Context, action string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"summary": summary, "outputs": outputs}, nil
+	shown := map[string]any{}
+	for name, output := range outputs {
+		shown[name] = map[string]any{"value": output.Value, "secret": output.Secret}
+	}
+	return map[string]any{"summary": summary, "outputs": shown}, nil
 }

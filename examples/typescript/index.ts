@@ -1,4 +1,4 @@
-// `pulumi up` runs this file: the program's return value becomes the stack outputs.
+// `pulumi up` runs this file: what the program resolves to becomes the stack outputs.
 import { program } from "./program";
 
 export = program();

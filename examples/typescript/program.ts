@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as hostup from "@hostup-pulumi/hostup";
 
-export function program() {
+export async function program() {
     const config = new pulumi.Config();
     const vpsId = config.require("vpsId");
     const command = config.get("command") ?? "uname -a";
@@ -15,7 +15,8 @@ export function program() {
     });
 
     // Fails preview and up, naming the VPS and HostUp's reason, unless commands can run.
-    const gate = hostup.requireAgentAvailableOutput({ vpsId });
+    // Awaited, so that a failure ends the program at once, before anything is declared.
+    const gate = await hostup.requireAgentAvailable({ vpsId });
     // A fleet in one call: one result per id, in their order.
     const fleet = hostup.getVpsAgentAvailabilitiesOutput({ vpsIds: [vpsId] });
     const otherAvailability = hostup.getVpsAgentAvailabilityOutput(
