@@ -42,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install sdk
 	$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
 
 e2e: install engine sdk
