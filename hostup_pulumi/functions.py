@@ -27,7 +27,7 @@ from . import native
 from ._validation import validate_vps_ids
 from .client import AsyncHostupClient, HostupClient
 from .errors import AgentUnavailableError, HostupError, ValidationError
-from .models import AgentAvailability
+from .native import availability_result
 from .settings import CONFIG_KEYS, Settings
 
 __all__ = [
@@ -43,17 +43,6 @@ __all__ = [
     "require_agent_available",
     "require_agent_available_output",
 ]
-
-
-R = TypeVar("R", GetVpsAgentAvailabilityResult, RequireAgentAvailableResult)
-
-
-def _result(cls: type[R], vps_id: str, availability: AgentAvailability) -> R:
-    # The schema's types (generated), the same as through the plugin.
-    return cls(
-        available=availability.available, reason=availability.reason,
-        vm_running=availability.vm_running, vps_id=vps_id,
-    )  # fmt: skip
 
 
 class AgentPreconditionError(AgentUnavailableError, pulumi.RunError):
@@ -171,7 +160,7 @@ def get_vps_agent_availability(
         availability = _shared_client().get_agent_availability(vps_id)
     except HostupError as exc:
         raise program_error(exc) from None
-    return _result(GetVpsAgentAvailabilityResult, vps_id, availability)
+    return availability_result(GetVpsAgentAvailabilityResult, vps_id, availability)
 
 
 def get_vps_agent_availability_output(
@@ -188,7 +177,7 @@ def get_vps_agent_availability_output(
             availability = await _shared_async_client().get_agent_availability(vps_id)
         except HostupError as exc:
             raise program_error(exc) from None
-        return _result(GetVpsAgentAvailabilityResult, vps_id, availability)
+        return availability_result(GetVpsAgentAvailabilityResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(probe)
 
@@ -209,7 +198,8 @@ def get_vps_agent_availabilities(
     except HostupError as exc:
         raise program_error(exc) from None
     return [
-        _result(GetVpsAgentAvailabilityResult, v, a) for v, a in zip(checked, found, strict=True)
+        availability_result(GetVpsAgentAvailabilityResult, v, a)
+        for v, a in zip(checked, found, strict=True)
     ]
 
 
@@ -229,7 +219,7 @@ def get_vps_agent_availabilities_output(
         except HostupError as exc:
             raise program_error(exc) from None
         return [
-            _result(GetVpsAgentAvailabilityResult, v, a)
+            availability_result(GetVpsAgentAvailabilityResult, v, a)
             for v, a in zip(checked, found, strict=True)
         ]
 
@@ -255,7 +245,7 @@ def require_agent_available(
         availability = _shared_client().require_agent_available(vps_id, wait_timeout=wait_timeout)
     except HostupError as exc:
         raise program_error(exc) from None
-    return _result(RequireAgentAvailableResult, vps_id, availability)
+    return availability_result(RequireAgentAvailableResult, vps_id, availability)
 
 
 def require_agent_available_output(
@@ -278,6 +268,6 @@ def require_agent_available_output(
             availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
         except HostupError as exc:
             raise program_error(exc) from None
-        return _result(RequireAgentAvailableResult, vps_id, availability)
+        return availability_result(RequireAgentAvailableResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Protocol, TypeVar
 
 import pulumi
 import pulumi_hostup as _sdk
@@ -43,7 +44,6 @@ from pulumi_hostup import (
     require_agent_available,
     require_agent_available_output,
 )
-from pulumi_hostup.outputs import VpsAgentAvailability
 
 from ._batch import Coalescer
 
@@ -87,8 +87,7 @@ def get_vps_agent_availabilities(
 ) -> list[GetVpsAgentAvailabilityResult]:
     """``hostup:index:getVpsAgentAvailabilities`` through the plugin: the availability of
     each of ``vps_ids``, in their order (the plugin probes them concurrently)."""
-    found = _sdk.get_vps_agent_availabilities(vps_ids=vps_ids, opts=opts)
-    return [_as_result(item) for item in found.availabilities]
+    return _results(_sdk.get_vps_agent_availabilities(vps_ids=vps_ids, opts=opts))
 
 
 def get_vps_agent_availabilities_output(
@@ -96,7 +95,7 @@ def get_vps_agent_availabilities_output(
 ) -> pulumi.Output[list[GetVpsAgentAvailabilityResult]]:
     """The ``Output`` form of :func:`get_vps_agent_availabilities`."""
     result = _sdk.get_vps_agent_availabilities_output(vps_ids=vps_ids, opts=opts)
-    return result.apply(lambda found: [_as_result(item) for item in found.availabilities])
+    return result.apply(_results)
 
 
 def _coalescible(opts: pulumi.InvokeOptions | None) -> bool:
@@ -131,7 +130,7 @@ def _availability_coalescer(
             found = await pulumi.runtime.invoke_async(
                 _GET_AVAILABILITIES, {"vpsIds": vps_ids}, opts, GetVpsAgentAvailabilitiesResult
             )
-            return [_as_result(item) for item in found.availabilities]
+            return _results(found)
 
         async def one(vps_id: str) -> GetVpsAgentAvailabilityResult:
             found = await pulumi.runtime.invoke_async(
@@ -143,9 +142,30 @@ def _availability_coalescer(
     return coalescer
 
 
-def _as_result(item: VpsAgentAvailability) -> GetVpsAgentAvailabilityResult:
-    # A fleet's item as the single function's result: the schema gives both the same fields.
-    return GetVpsAgentAvailabilityResult(  # type: ignore[no-untyped-call]
-        available=item.available, reason=item.reason, vm_running=item.vm_running,
-        vps_id=item.vps_id,
+class _Availability(Protocol):
+    @property
+    def available(self) -> bool: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def vm_running(self) -> bool | None: ...
+
+
+R = TypeVar("R", GetVpsAgentAvailabilityResult, RequireAgentAvailableResult)
+
+
+def availability_result(cls: type[R], vps_id: str, found: _Availability) -> R:
+    """One of the schema's availability results (generated) for ``vps_id``, from the client's
+    :class:`~hostup_pulumi.AgentAvailability` (the zero-install functions) or a fleet's item."""
+    return cls(
+        available=found.available, reason=found.reason, vm_running=found.vm_running,
+        vps_id=vps_id,
     )  # fmt: skip
+
+
+def _results(found: GetVpsAgentAvailabilitiesResult) -> list[GetVpsAgentAvailabilityResult]:
+    # A fleet's items as the single function's results: the schema gives both the same fields.
+    return [
+        availability_result(GetVpsAgentAvailabilityResult, item.vps_id, item)
+        for item in found.availabilities
+    ]
