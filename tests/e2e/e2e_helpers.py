@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hostup_pulumi.testing import HostupSimulator
 from hostup_pulumi.testing.engine import PulumiStack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +34,29 @@ DB = "vps_01jdemo00db000000000000002"
 OLD = "vps_01jdemo0old000000000000003"
 DB_REASON = "QEMU guest agent is not responding"
 OLD_REASON = "VM is not running"
+
+# A second HostUp account (the two-account programs).
+BETA_KEY = "hsk_test_e2e_BETA_ACCOUNT_c0ffee112233445566"
+SCOPES = ["read:vm", "write:vm"]
+
+
+def beta_account(sim: HostupSimulator, key: str = BETA_KEY) -> str:
+    """A second account with its own key and VPS; returns the VPS id."""
+    sim.add_api_key(key, SCOPES, account="beta")
+    return sim.add_vps(name="beta-web", account="beta")
+
+
+def assert_each_vps_saw_only_its_key(sim: HostupSimulator, expected: dict[str, set[str]]) -> None:
+    """Every request for a VPS carried one of that VPS's account keys, and each VPS was used."""
+    seen: dict[str, set[str]] = {vps: set() for vps in expected}
+    for request in sim.requests:
+        if request.vps_id in expected:
+            seen[request.vps_id].add(str(request.key_label))
+            assert request.account == request.vps_account, request
+    labels = {vps: {sim.key_label(key) for key in keys} for vps, keys in expected.items()}
+    for vps in expected:
+        assert seen[vps], f"no request reached {vps}"
+        assert seen[vps] <= labels[vps], f"{vps} saw another account's key"
 
 
 @dataclass

@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import API_KEY, DB, DB_REASON, REPO, RUN_TIMEOUT, WEB, install_plugin
-from test_native import BETA_KEY, assert_each_vps_saw_only_its_key, beta_account
+from e2e_helpers import (
+    API_KEY,
+    BETA_KEY,
+    DB,
+    DB_REASON,
+    REPO,
+    RUN_TIMEOUT,
+    WEB,
+    assert_each_vps_saw_only_its_key,
+    beta_account,
+    install_plugin,
+)
 
 from hostup_pulumi.testing import HostupSimulator
 from hostup_pulumi.testing.engine import TEST_PASSPHRASE

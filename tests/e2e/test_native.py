@@ -13,36 +13,25 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import API_KEY, REPO, WEB, Stack, assert_refresh_keeps_a_finished_result
+from e2e_helpers import (
+    API_KEY,
+    BETA_KEY,
+    REPO,
+    SCOPES,
+    WEB,
+    Stack,
+    assert_each_vps_saw_only_its_key,
+    assert_refresh_keeps_a_finished_result,
+    beta_account,
+)
 
 import hostup_pulumi as hostup
 from hostup_pulumi.testing import HostupSimulator
 
 pytestmark = pytest.mark.e2e
 
-BETA_KEY = "hsk_test_e2e_BETA_ACCOUNT_c0ffee112233445566"
 BETA_KEY_ROTATED = "hsk_test_e2e_BETA_ROTATED_99887766554433"
-SCOPES = ["read:vm", "write:vm"]
 RESULT_TYPE = "hostup:index:AgentExecResult"
-
-
-def beta_account(sim: HostupSimulator, key: str = BETA_KEY) -> str:
-    """A second account with its own key and VPS; returns the VPS id."""
-    sim.add_api_key(key, SCOPES, account="beta")
-    return sim.add_vps(name="beta-web", account="beta")
-
-
-def assert_each_vps_saw_only_its_key(sim: HostupSimulator, expected: dict[str, set[str]]) -> None:
-    """Every request for a VPS carried one of that VPS's account keys, and each VPS was used."""
-    seen: dict[str, set[str]] = {vps: set() for vps in expected}
-    for request in sim.requests:
-        if request.vps_id in expected:
-            seen[request.vps_id].add(str(request.key_label))
-            assert request.account == request.vps_account, request
-    labels = {vps: {sim.key_label(key) for key in keys} for vps, keys in expected.items()}
-    for vps in expected:
-        assert seen[vps], f"no request reached {vps}"
-        assert seen[vps] <= labels[vps], f"{vps} saw another account's key"
 
 
 def yaml_stack(make_stack: Any, sim: HostupSimulator, beta_vps: str, **config: str) -> Stack:
