@@ -63,7 +63,7 @@ demo: install engine
 # About 20-25 minutes, most of it bench/engine.py (see docs/performance.md). Each benchmark also
 # runs alone: $(PY) bench/<name>.py; BENCH_ARGS go to bench/summary.py (e.g.
 # BENCH_ARGS='--only fleet,poll' or BENCH_ARGS=--engine-args=--quick).
-bench: install engine
+bench: install engine sdk
 	HOSTUP_PULUMI_BIN="$$(tools/install-pulumi | tail -n 1)" $(PY) bench/summary.py $(BENCH_ARGS)
 
 clean:

@@ -7,6 +7,7 @@ Runs, one after the other (each alone, as its own process, with its own simulato
 - ``bench/poll.py``                                    the exec poll schedule
 - ``bench/load.py``                                    a faulty, rate-limited simulator
 - ``bench/engine.py``                                  whole deploys on the real engine
+- ``bench/languages.py``                               the same stack from TypeScript, Go, Python
 
 Each prints its own figures (shown as they come) and, last, one machine-readable line. This
 script reads that line: a JSON line (``engine: {...}``, see ``_common.target_line``) brings
@@ -67,6 +68,7 @@ BENCHES = (
     Bench("poll", ("poll.py",), 900),
     Bench("load", ("load.py",), 600),
     Bench("engine", ("engine.py",), 4000),
+    Bench("languages", ("languages.py",), 1800),
 )
 
 

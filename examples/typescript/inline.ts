@@ -5,13 +5,19 @@
 //   node bin/inline.js up|preview|preview-no-changes|refresh|destroy
 //
 // Stack config comes as JSON in $HOSTUP_INLINE_CONFIG ({"key": {"value": "...", "secret": true}}).
-// Prints one line `HOSTUP_INLINE_RESULT {json}` (the change summary and the outputs),
+// $HOSTUP_INLINE_PROGRAM names another compiled module whose `program` to run instead (the
+// benchmark's fleet, bench/languages/fleet.js; it must resolve @pulumi/pulumi to this one).
+// Prints one line `HOSTUP_INLINE_RESULT {json}` (the change summary, the outputs, and the
+// seconds the action itself took, without the workspace's set-up),
 // or `HOSTUP_INLINE_ERROR {json}` and exits 1; the engine's own output goes to stderr.
 import { ConfigMap, LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
-import { program } from "./program";
+import * as example from "./program";
 
 async function main(action: string): Promise<object> {
     const env = process.env;
+    const program: () => Promise<object> = env.HOSTUP_INLINE_PROGRAM
+        ? require(env.HOSTUP_INLINE_PROGRAM).program
+        : example.program;
     const cmd = await PulumiCommand.get({ root: env.PULUMI_ROOT, skipVersionCheck: true });
     const stack = await LocalWorkspace.createOrSelectStack(
         { stackName: env.HOSTUP_INLINE_STACK ?? "dev", projectName: "hostup-typescript",
@@ -23,6 +29,7 @@ async function main(action: string): Promise<object> {
     await stack.setAllConfig(config);
     const log = { onOutput: (text: string) => process.stderr.write(text) };
     let summary: object = {};
+    const started = process.hrtime.bigint();
     switch (action) {
         case "up":
             summary = (await stack.up(log)).summary.resourceChanges ?? {};
@@ -42,7 +49,8 @@ async function main(action: string): Promise<object> {
         default:
             throw new Error(`unknown action ${action}: up, preview, preview-no-changes, refresh or destroy`);
     }
-    return { summary, outputs: await stack.outputs() };
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { summary, seconds, outputs: await stack.outputs() };
 }
 
 main(process.argv[2]).then(
