@@ -21,6 +21,7 @@ import httpx
 import pydantic
 
 from . import _endpoints as endpoints
+from . import _listing as listing
 from . import _outcomes as outcomes
 from ._endpoints import USER_AGENT, Operation
 from ._pacing import (
@@ -37,7 +38,6 @@ from ._validation import validate_pid, validate_seconds, validate_vps_id
 from .errors import (
     AgentUnavailableError,
     APIConnectionError,
-    APIResponseValidationError,
     APITimeoutError,
     CommandTimeoutError,
     HostupError,
@@ -239,32 +239,24 @@ class Core:
     ) -> Generator[Flow[VpsPage], VpsPage, None]:
         """The flows for each page of ``list_vps``, following ``nextCursor``.
 
-        Yields one page flow at a time and receives its result; stops at the last page and
-        refuses a cursor the server already gave (a loop) or more than ``MAX_PAGES`` pages.
+        Yields one page flow at a time and receives its result: the page as the client
+        checked it (``_listing``: the filters applied again, ids and cursors checked).
         """
         seen: set[str] = set()
         cursor: str | None = None
         while True:
             op = endpoints.list_vps(name=name, primary_ip=primary_ip, cursor=cursor, limit=limit,
                                     timeout=timeout)  # fmt: skip
-            page = yield self.call(op, VpsPage)
-            if not page.has_more or not page.next_cursor:
+            page = yield self._checked_page(op, name, primary_ip)
+            cursor = listing.next_cursor(page, seen, self.MAX_PAGES)
+            if cursor is None:
                 return
-            if page.next_cursor in seen:
-                raise APIResponseValidationError(
-                    f"GET /api/v2/vps returned the cursor {page.next_cursor!r} twice; "
-                    "stopping instead of looping",
-                    method="GET",
-                    path="/api/v2/vps",
-                )
-            if len(seen) + 1 >= self.MAX_PAGES:
-                raise APIResponseValidationError(
-                    f"GET /api/v2/vps gave more than {self.MAX_PAGES} pages; stopping",
-                    method="GET",
-                    path="/api/v2/vps",
-                )
-            seen.add(page.next_cursor)
-            cursor = page.next_cursor
+
+    def _checked_page(
+        self, op: Operation, name: str | None, primary_ip: str | None
+    ) -> Flow[VpsPage]:
+        page = yield from self.call(op, VpsPage)
+        return listing.checked_page(page, name, primary_ip)
 
     def wait_for_agent_exec(self, vps_id: str, pid: int, timeout: float) -> Flow[AgentExecOutput]:
         """Poll a command's output until it exits or ``timeout`` seconds pass."""

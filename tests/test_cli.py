@@ -623,6 +623,54 @@ def test_an_ambiguous_name_lists_the_candidates(run: Cli, sim: HostupSimulator) 
     assert sim.count("exec_start") == 0
 
 
+def test_names_and_ips_resolve_right_when_the_server_ignores_list_filters(
+    run: Cli, sim: HostupSimulator
+) -> None:
+    # A HostUp-shaped server that answers every list in full: the client filters itself.
+    bravo = sim.add_vps(name="bravo-01", primary_ip="192.0.2.20")
+    sim.add_vps(name="charlie-01", primary_ip="192.0.2.30")
+    first = sim.add_vps(name="twin")
+    second = sim.add_vps(name="TWIN")
+    sim.set_list_quirks(ignore_filters=True)
+    sim.set_next_pid(5150)
+
+    started = run("exec", "bravo-01", "--no-wait", "--", "echo", "hi")
+    assert started.code == 0, started.err
+    assert started.out.splitlines()[0] == f"started pid 5150 on bravo-01 ({bravo})"
+    assert run("agent-status", "192.0.2.20").code == 0
+    assert [r.vps_id for r in sim.requests if r.route == "probe"] == [bravo, bravo]
+
+    twins = run("exec", "twin", "--no-wait", "--", "echo", "hi")
+    assert twins.code == 2
+    assert twins.err.splitlines()[0] == (
+        "hostup-pulumi: error: 2 VPSes are named 'twin'; give the id of the one you mean:"
+    )
+    assert [line.split()[0] for line in twins.err.splitlines()[2:]] == [first, second]
+    missing = run("agent-status", "192.0.2.99")
+    assert (
+        missing.err == f"hostup-pulumi: error: no VPS has the primary IP 192.0.2.99; {LIST_HINT}\n"
+    )
+    listed = run("list-vps", "--name", "charlie-01", "--json")
+    assert [vps["name"] for vps in json.loads(listed.out)] == ["charlie-01"]
+    assert sim.count("exec_start") == 1
+
+
+def test_a_list_that_repeats_its_cursor_fails_instead_of_looping(
+    local: Cli, sim: HostupSimulator
+) -> None:
+    for i in range(150):
+        sim.add_vps(name=f"node-{i:03d}")
+    sim.set_list_quirks(repeat_cursor=True)
+
+    result = local("list-vps")
+
+    assert result.code != 0
+    assert "GET /api/v2/vps returned the cursor" in result.err
+    assert "twice; stopping instead of looping" in result.err
+    assert "Traceback" not in result.err
+    assert sim.count("list_vps") == 2
+
+
 def test_an_ambiguous_ip_lists_the_candidates(local: Cli, sim: HostupSimulator) -> None:
     first = sim.add_vps(name="old", primary_ip="192.0.2.10", power_state="stopped")
     second = sim.add_vps(name="new", primary_ip="192.0.2.10")

@@ -294,6 +294,46 @@ def test_list_vps_of_an_empty_account(api: Api) -> None:
     assert api("list_vps") == []
 
 
+def test_list_vps_filters_hold_when_the_server_ignores_them(api: Api, sim: HostupSimulator) -> None:
+    # Over three pages, so that the client filters every page, not just the first.
+    for i in range(120):
+        sim.add_vps(name=f"node-{i:03d}", primary_ip=f"198.51.100.{i}")
+    bravo = sim.add_vps(name="bravo-01", primary_ip="192.0.2.20")
+    sim.add_vps(name="charlie-01", primary_ip="192.0.2.30")
+    twins = [sim.add_vps(name="twin", primary_ip="192.0.2.40") for _ in range(2)]
+    for i in range(90):
+        sim.add_vps(name=f"late-{i:03d}")
+    sim.set_list_quirks(ignore_filters=True)
+
+    assert [v.id for v in api("list_vps", name="BRAVO-01")] == [bravo]
+    assert [v.id for v in api("list_vps", name="twin")] == twins
+    assert api("list_vps", name="nobody") == []
+    assert [v.id for v in api("list_vps", primary_ip="192.0.2.20")] == [bravo]
+    assert [v.id for v in api("list_vps", primary_ip="192.0.2.40")] == twins
+    assert api("list_vps", primary_ip="192.0.2.99") == []
+    assert api("list_vps", name="bravo-01", primary_ip="192.0.2.30") == []
+    # The filters are still sent (they save traffic where honoured), and every page was read.
+    pages = [r for r in sim.requests if r.route == "list_vps"]
+    assert len(pages) == 7 * 3
+    assert pages[0].query["name"] == "BRAVO-01"
+
+
+def test_list_vps_on_a_simulator_that_repeats_its_cursor_stops(
+    api: Api, sim: HostupSimulator
+) -> None:
+    for i in range(150):
+        sim.add_vps(name=f"node-{i:03d}")
+    sim.set_list_quirks(repeat_cursor=True)
+
+    with pytest.raises(APIResponseValidationError) as caught:
+        api("list_vps", name="node-149")
+
+    assert "GET /api/v2/vps returned the cursor" in str(caught.value)
+    assert "twice; stopping instead of looping" in str(caught.value)
+    # The first page's cursor came back on the second page: two requests, no loop.
+    assert len([r for r in sim.requests if r.route == "list_vps"]) == 2
+
+
 def test_session_cookie_auth(make_api: Callable[..., Api], sim: HostupSimulator, vid: str) -> None:
     cookie = make_api(api_key=None, session_cookie=sim.session_cookie)
     assert cookie("get_agent_availability", vid).available is True
@@ -899,13 +939,6 @@ def test_list_vps_stops_when_the_server_repeats_a_cursor(make_api: Callable[...,
     assert calls == 2
 
 
-def test_list_vps_stops_when_has_more_without_cursor(make_api: Callable[..., Api]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"data": [{"id": "vps_abcdef"}], "hasMore": True})
-
-    assert [v.id for v in mock_client(make_api, handler)("list_vps")] == ["vps_abcdef"]
-
-
 def test_list_vps_page_of_the_wrong_shape(make_api: Callable[..., Api]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"data": [{"name": "no id"}]})
@@ -931,3 +964,37 @@ def test_unknown_status_is_an_api_status_error(make_api: Callable[..., Api]) -> 
         mock_client(make_api, handler)("get_vps", GOOD)
     assert type(info.value) is APIStatusError
     assert info.value.code == "teapot"
+
+
+# -- lists that break their own claims (MockTransport) ----------------------------------------
+
+ODD_LISTS: dict[str, tuple[dict[str, Any], str]] = {
+    # Not a quietly shorter list: a name looked up in it would be "not found" by mistake.
+    "has-more-without-cursor": (
+        {"data": [{"id": GOOD, "name": "web"}], "hasMore": True, "nextCursor": None},
+        "GET /api/v2/vps said there are more VPSes (hasMore) but gave no nextCursor; "
+        "stopping instead of returning an incomplete list",
+    ),
+    "id-not-a-vps-id": (
+        {"data": [{"id": "12345", "name": "web"}], "hasMore": False},
+        "GET /api/v2/vps returned an item whose id '12345' is not a VPS id (vps_...); "
+        "stopping rather than guessing which VPS it is",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ODD_LISTS)
+def test_a_list_that_breaks_its_claims_fails_saying_which(
+    make_api: Callable[..., Api], case: str
+) -> None:
+    body, message = ODD_LISTS[case]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=body)
+
+    with pytest.raises(APIResponseValidationError) as caught:
+        mock_client(make_api, handler)("list_vps", name="web")
+    assert message in str(caught.value)
+    assert len(seen) == 1  # one page read, no loop and no retry

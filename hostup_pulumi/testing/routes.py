@@ -38,6 +38,17 @@ _CURSOR = re.compile(r"offset:(0|[1-9][0-9]{0,8})")
 
 
 @dataclass(frozen=True)
+class ListQuirks:
+    """Ways a HostUp-shaped server could answer ``GET /api/v2/vps`` that the documentation
+    does not rule out, for testing what the client checks itself."""
+
+    #: Answer as if no ``name`` / ``primaryIp`` filter had been sent.
+    ignore_filters: bool = False
+    #: Give every page the same ``nextCursor`` (and ``hasMore: true``): a loop.
+    repeat_cursor: bool = False
+
+
+@dataclass(frozen=True)
 class RouteMatch:
     """Which endpoint a request addresses."""
 
@@ -123,14 +134,16 @@ def decode_cursor(cursor: str) -> int | None:
 Handler = Callable[[Call, SimState, str], Response]
 
 
-def handle(match: RouteMatch, call: Call, state: SimState) -> Response:
+def handle(
+    match: RouteMatch, call: Call, state: SimState, quirks: ListQuirks = ListQuirks()
+) -> Response:
     """Run the handler of an authorised request to a known route."""
     if match.route == "list_vps":
-        return _list_vps(call, state)
+        return _list_vps(call, state, quirks)
     return _HANDLERS[match.route](call, state, match.vps_id or "")
 
 
-def _list_vps(call: Call, state: SimState) -> Response:
+def _list_vps(call: Call, state: SimState, quirks: ListQuirks) -> Response:
     limit = DEFAULT_LIMIT
     if (raw_limit := call.query.get("limit")) is not None:
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
@@ -143,16 +156,16 @@ def _list_vps(call: Call, state: SimState) -> Response:
         if decoded is None:
             return call.problem(400, "invalid_cursor")
         offset = decoded
-    items = state.list_vps_json(
-        name=call.query.get("name"), primary_ip=call.query.get("primaryIp"), account=call.account
-    )
+    filters = {} if quirks.ignore_filters else {
+        "name": call.query.get("name"), "primary_ip": call.query.get("primaryIp")
+    }  # fmt: skip
+    items = state.list_vps_json(account=call.account, **filters)
     has_more = offset + limit < len(items)
+    next_cursor = encode_cursor(offset + limit) if has_more else None
+    if quirks.repeat_cursor:
+        has_more, next_cursor = True, encode_cursor(limit)
     return json_response(
-        {
-            "data": items[offset : offset + limit],
-            "hasMore": has_more,
-            "nextCursor": encode_cursor(offset + limit) if has_more else None,
-        }
+        {"data": items[offset : offset + limit], "hasMore": has_more, "nextCursor": next_cursor}
     )
 
 

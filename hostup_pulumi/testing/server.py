@@ -22,7 +22,7 @@ from .ids import credential_label, new_request_id
 from .problems import Response, json_response, problem_response
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog, redact_query
-from .routes import REQUIRED_SCOPE, Call, RouteMatch, handle, resolve
+from .routes import REQUIRED_SCOPE, Call, ListQuirks, RouteMatch, handle, resolve
 from .state import Principal, SimState
 
 _log = logging.getLogger("hostup_pulumi.testing")
@@ -43,6 +43,7 @@ class Backend:
     limiter: RateLimiter
     log: RequestLog
     latency: float = 0.0
+    list_quirks: ListQuirks = field(default_factory=ListQuirks)
     #: Set on stop so that sleeping handlers (latency, delay faults) wake up at once.
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -305,7 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
                 extensions={"requiredScope": scope},
             )
         else:
-            response = handle(match, replace(call, account=principal.account), backend.state)
+            response = handle(
+                match, replace(call, account=principal.account), backend.state, backend.list_quirks
+            )
         response.headers.update(rate_headers)
         return response
 

@@ -12,7 +12,7 @@ from .faults import Fault, FaultQueue
 from .ids import credential_label
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog
-from .routes import ROUTES
+from .routes import ROUTES, ListQuirks
 from .seed import SeedSource, apply_seed, read_seed
 from .server import Backend, SimulatorServer
 from .state import DEFAULT_ACCOUNT, DEFAULT_ID_SEED, DEFAULT_SCOPES, CommandResult, SimState
@@ -263,6 +263,12 @@ class HostupSimulator:
         if seconds < 0:
             raise ValueError("latency must not be negative")
         self._backend.latency = seconds
+
+    def set_list_quirks(self, *, ignore_filters: bool = False, repeat_cursor: bool = False) -> None:
+        """Make ``GET /api/v2/vps`` misbehave from now on, in ways its documentation does not
+        rule out: ``ignore_filters`` answers as if no ``name``/``primaryIp`` was sent,
+        ``repeat_cursor`` gives every page the same ``nextCursor``. Both off: as documented."""
+        self._backend.list_quirks = ListQuirks(ignore_filters, repeat_cursor)
 
     def set_rate_limit(self, rate: float | None, burst: int = 10) -> None:
         """Limit each credential to ``rate`` requests/s with bursts of ``burst``; None: off."""
