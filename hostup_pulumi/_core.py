@@ -23,13 +23,12 @@ import pydantic
 from . import _endpoints as endpoints
 from . import _listing as listing
 from . import _outcomes as outcomes
-from ._endpoints import USER_AGENT, Operation
+from ._endpoints import Operation
 from ._pacing import (
     AVAILABILITY_POLL,
     EXEC_POLL,
     Admission,
     PollSchedule,
-    RateBudget,
     rate_observation,
 )
 from ._retry import RetryPolicy, retried_by_waits, retry_delay, server_wait
@@ -45,19 +44,7 @@ from .errors import (
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps, VpsPage
 from .settings import Settings
 
-# Flow, Send, Sleep, USER_AGENT, Operation, PollSchedule, RateBudget and RetryPolicy are
-# re-exported for code that imported them from here before they moved.
-__all__ = [
-    "USER_AGENT",
-    "Core",
-    "Flow",
-    "Operation",
-    "PollSchedule",
-    "RateBudget",
-    "RetryPolicy",
-    "Send",
-    "Sleep",
-]
+__all__ = ["Core"]
 
 logger = logging.getLogger("hostup_pulumi")
 

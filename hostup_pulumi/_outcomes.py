@@ -8,6 +8,7 @@ import errno
 import json
 import re
 import socket
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -16,17 +17,34 @@ import httpx
 import pydantic
 
 from ._endpoints import Operation
+from ._problem import read_problem
 from ._retry import never_sent, server_wait
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
     HostupError,
-    error_from_response,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
 )
 from .models import AgentExecStarted
 
-__all__ = ["LargeBody", "SlowBody", "error_for", "invalid_body", "parse", "parse_started"]
+__all__ = [
+    "LargeBody",
+    "SlowBody",
+    "error_for",
+    "error_from_response",
+    "invalid_body",
+    "parse",
+    "parse_started",
+]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -234,3 +252,42 @@ def _validation_summary(exc: pydantic.ValidationError) -> str:
         for err in exc.errors(include_input=False, include_url=False)[:5]
     ]
     return "; ".join(parts)
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_from_response(
+    *,
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    method: str,
+    path: str,
+    required_scope: str | None = None,
+    retry_after: float | None = None,
+    command_may_have_started: bool = False,
+) -> APIStatusError:
+    """Build the typed error for a non-2xx response, whatever its content type.
+
+    A problem document gives its fields; anything else (an HTML 502 from a proxy) still gives
+    the class for its status, with a short excerpt of the body.
+    """
+    problem, excerpt = read_problem(body, headers)
+    cls = _STATUS_CLASSES.get(status_code)
+    if cls is None:
+        cls = InternalServerError if status_code >= 500 else APIStatusError
+    error = cls(status_code=status_code, method=method, path=path, problem=problem,
+                headers=headers, body_excerpt=excerpt, required_scope=required_scope,
+                command_may_have_started=command_may_have_started)  # fmt: skip
+    if isinstance(error, RateLimitError):
+        error.retry_after = retry_after
+    return error

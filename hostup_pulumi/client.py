@@ -7,8 +7,6 @@ what a response means, whether to retry and when) is made by the shared core.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
@@ -16,10 +14,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._core import Core
 from ._pacing import PollSchedule
 from ._pools import AsyncPools
 from ._retry import RetryPolicy
+from ._shell import ClientBase, completed
 from ._steps import Flow, Send, Sleep
 from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
@@ -27,75 +25,13 @@ from .settings import Settings
 
 __all__ = ["AsyncHostupClient", "HostupClient"]
 
-# httpcore runs `import sniffio` on every async request. Where sniffio is not installed (it is
-# optional) each of those is a failed search of the whole sys.path, about a quarter of an async
-# call's CPU (bench: 400 calls 1.93 s -> 1.42 s). Marking it absent makes the same import fail
-# at once, with the same outcome.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
 T = TypeVar("T")
 DEFAULT_EXEC_TIMEOUT = 300.0
 DEFAULT_AVAILABLE_TIMEOUT = 300.0
 _PAGE_SIZE = 100
 
 
-def _complete(streamed: httpx.Response, raw: bytearray) -> httpx.Response:
-    """A read response from a streamed one and its raw body (decoded by its headers)."""
-    read = httpx.Response(
-        streamed.status_code,
-        headers=streamed.headers,
-        content=bytes(raw),
-        request=streamed.request,
-        extensions=streamed.extensions,
-    )
-    # httpx binds a streamed response and its stream to each other: a reference cycle that
-    # only the garbage collector frees (about 40 objects a request, each a push towards a
-    # full collection in a big Pulumi program). The stream is closed and no longer needed.
-    streamed.stream = httpx.ByteStream(b"")
-    return read
-
-
-class _ClientBase:
-    """Settings resolution and repr, shared by both clients."""
-
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str | None,
-        session_cookie: str | None,
-        timeout: float | None,
-        max_retries: int | None,
-        settings: Settings | None,
-        retry: RetryPolicy | None,
-        poll: PollSchedule | None,
-        clock: Callable[[], float] | None,
-    ) -> None:
-        if settings is None:
-            settings = Settings.resolve(
-                api_key=api_key,
-                base_url=base_url,
-                session_cookie=session_cookie,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        self._core = Core(settings, retry=retry, poll=poll, clock=clock or time.monotonic)
-
-    @property
-    def settings(self) -> Settings:
-        """The resolved settings (credentials hidden from repr)."""
-        return self._core.settings
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL in use."""
-        return self._core.settings.base_url
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
-
-
-class HostupClient(_ClientBase):
+class HostupClient(ClientBase):
     """Synchronous HostUp API client.
 
     Credentials: ``api_key`` (sent as ``Authorization: Bearer``) or ``session_cookie``
@@ -161,7 +97,7 @@ class HostupClient(_ClientBase):
                 step.overrun(len(body))
         finally:
             response.close()
-        return _complete(response, body)
+        return completed(response, body)
 
     def get_agent_availability(
         self, vps_id: str, *, timeout: float | None = None
@@ -242,7 +178,7 @@ class HostupClient(_ClientBase):
         self.close()
 
 
-class AsyncHostupClient(_ClientBase):
+class AsyncHostupClient(ClientBase):
     """Asynchronous HostUp API client: the same methods as :class:`HostupClient`, awaited.
 
     ``max_concurrency`` (default 16, or ``settings.max_concurrency``) bounds requests in
@@ -343,7 +279,7 @@ class AsyncHostupClient(_ClientBase):
                 await response.aclose()
         finally:
             self._pools.release(pool)
-        return _complete(response, body)
+        return completed(response, body)
 
     async def get_agent_availability(
         self, vps_id: str, *, timeout: float | None = None

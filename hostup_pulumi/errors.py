@@ -1,4 +1,4 @@
-"""The error tree, and building an error from an HTTP response.
+"""The error tree (building one from an HTTP response is :mod:`hostup_pulumi._outcomes`'s).
 
 Every failure this package raises is a :class:`HostupError`. Errors carry plain data only
 (method, path, status, the :class:`Problem` document): never an ``httpx`` request or
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from ._problem import FieldError, Problem, read_problem
+from ._problem import FieldError, Problem
 
 if TYPE_CHECKING:
     from .models import AgentAvailability, AgentExecOutput
@@ -37,7 +37,6 @@ __all__ = [
     "RateLimitError",
     "UnprocessableEntityError",
     "ValidationError",
-    "error_from_response",
 ]
 
 _SET_THE_KEY = (
@@ -367,43 +366,4 @@ def _rebuild(cls: type[HostupError], args: tuple[Any, ...], state: dict[str, Any
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
-    return error
-
-
-_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-}
-
-
-def error_from_response(
-    *,
-    status_code: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    method: str,
-    path: str,
-    required_scope: str | None = None,
-    retry_after: float | None = None,
-    command_may_have_started: bool = False,
-) -> APIStatusError:
-    """Build the typed error for a non-2xx response, whatever its content type.
-
-    A problem document gives its fields; anything else (an HTML 502 from a proxy) still gives
-    the class for its status, with a short excerpt of the body.
-    """
-    problem, excerpt = read_problem(body, headers)
-    cls = _STATUS_CLASSES.get(status_code)
-    if cls is None:
-        cls = InternalServerError if status_code >= 500 else APIStatusError
-    error = cls(status_code=status_code, method=method, path=path, problem=problem,
-                headers=headers, body_excerpt=excerpt, required_scope=required_scope,
-                command_may_have_started=command_may_have_started)  # fmt: skip
-    if isinstance(error, RateLimitError):
-        error.retry_after = retry_after
     return error

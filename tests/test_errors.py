@@ -1,4 +1,4 @@
-"""The error tree and error_from_response (errors.py)."""
+"""The error tree (errors.py) and error_from_response (_outcomes.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import pytest
 
 import hostup_pulumi as hostup
+from hostup_pulumi._outcomes import error_from_response
 from hostup_pulumi.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -23,7 +24,6 @@ from hostup_pulumi.errors import (
     Problem,
     RateLimitError,
     UnprocessableEntityError,
-    error_from_response,
 )
 
 PATH = "/api/v2/vps/vps_01hxa3b4c5d6e7f8g9h0j1k2m3/agent/exec"
@@ -492,7 +492,7 @@ def test_every_error_survives_pickling() -> None:
 
 
 def test_a_403_that_is_not_about_scopes_does_not_blame_the_scope() -> None:
-    from hostup_pulumi.errors import error_from_response
+    from hostup_pulumi._outcomes import error_from_response
 
     inactive = error_from_response(
         status_code=403, headers={}, method="GET", path="/api/v2/vps", required_scope="read:vm",

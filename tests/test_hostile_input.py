@@ -33,8 +33,8 @@ from hostup_pulumi import (
 )
 from hostup_pulumi import _endpoints as endpoints
 from hostup_pulumi._core import Core
+from hostup_pulumi._outcomes import error_from_response
 from hostup_pulumi._retry import RetryPolicy
-from hostup_pulumi.errors import error_from_response
 from hostup_pulumi.resources import _AgentCommandProvider, _AgentExecResultProvider
 from hostup_pulumi.testing import HostupSimulator
 

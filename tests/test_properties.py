@@ -27,9 +27,9 @@ from hostup_pulumi import (
 )
 from hostup_pulumi import _endpoints as endpoints
 from hostup_pulumi._core import Core
+from hostup_pulumi._outcomes import error_from_response
 from hostup_pulumi._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 from hostup_pulumi._validation import validate_pid, validate_vps_id
-from hostup_pulumi.errors import error_from_response
 from hostup_pulumi.models import VpsPage
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

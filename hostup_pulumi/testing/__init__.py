@@ -6,8 +6,8 @@ independent fake of the real service.
 
 from .faults import Fault
 from .recorder import RecordedRequest
+from .records import DEFAULT_ACCOUNT
 from .seed import DEMO_SEED
 from .simulator import HostupSimulator
-from .state import DEFAULT_ACCOUNT
 
 __all__ = ["DEFAULT_ACCOUNT", "DEMO_SEED", "Fault", "HostupSimulator", "RecordedRequest"]

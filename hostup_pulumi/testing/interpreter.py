@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from .state import CommandResult
+from .records import CommandResult
 
 _KERNEL = "6.8.0-45-generic"
 

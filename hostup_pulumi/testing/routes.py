@@ -13,7 +13,8 @@ from urllib.parse import unquote
 
 from .interpreter import run_default
 from .problems import Response, json_response, problem_response
-from .state import DEFAULT_ACCOUNT, CommandResult, SimState
+from .records import DEFAULT_ACCOUNT, CommandResult
+from .state import SimState
 
 #: Route names usable with ``inject``/``count``; "unknown" is any path or method not served.
 ROUTES: tuple[str, ...] = ("probe", "exec_output", "exec_start", "list_vps", "get_vps", "unknown")

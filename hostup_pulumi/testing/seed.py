@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .ids import stable_vps_id
-from .state import DEFAULT_ACCOUNT, DEFAULT_ID_SEED, CommandResult, SimState
+from .records import DEFAULT_ACCOUNT, CommandResult
+from .state import DEFAULT_ID_SEED, SimState
 
 #: The packaged demo seed: web-01 (agent up), db-01 (agent silent), old-01 (stopped).
 DEMO_SEED = Path(__file__).with_name("seeds") / "demo.json"

@@ -22,8 +22,9 @@ from .ids import credential_label, new_request_id
 from .problems import Response, json_response, problem_response
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog, redact_query
+from .records import Principal
 from .routes import REQUIRED_SCOPE, Call, ListQuirks, RouteMatch, handle, resolve
-from .state import Principal, SimState
+from .state import SimState
 
 _log = logging.getLogger("hostup_pulumi.testing")
 

@@ -12,10 +12,11 @@ from .faults import Fault, FaultQueue
 from .ids import credential_label
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog
+from .records import DEFAULT_ACCOUNT, CommandResult
 from .routes import ROUTES, ListQuirks
 from .seed import SeedSource, apply_seed, read_seed
 from .server import Backend, SimulatorServer
-from .state import DEFAULT_ACCOUNT, DEFAULT_ID_SEED, DEFAULT_SCOPES, CommandResult, SimState
+from .state import DEFAULT_ID_SEED, DEFAULT_SCOPES, SimState
 
 
 class HostupSimulator:

@@ -47,7 +47,7 @@ from hostup_pulumi import (
     HostupError,
     Settings,
 )
-from hostup_pulumi._core import RetryPolicy
+from hostup_pulumi._retry import RetryPolicy
 from hostup_pulumi.resources import _AgentCommandProvider, _AgentExecResultProvider
 from hostup_pulumi.testing import Fault, HostupSimulator
 from hostup_pulumi.testing.engine import PulumiStack
