@@ -279,6 +279,18 @@ def test_exec_prints_output_and_passes_the_exit_code_through(
     assert sim.count("exec_start") == 1
 
 
+def test_exec_against_the_simulators_shell_keeps_stderr_and_the_exit_code(
+    local: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="web-01")
+    failed = local("exec", "web-01", "--", "echo err >&2; exit 3")
+    assert (failed.code, failed.out) == (3, "")
+    assert failed.err.endswith("err\n")
+    missing = local("exec", vps, "--", "frobnicate")
+    assert (missing.code, missing.out) == (127, "")
+    assert missing.err.endswith("frobnicate: command not found\n")
+
+
 def test_exec_success_and_timeout_option(local: Cli, sim: HostupSimulator) -> None:
     vps = sim.add_vps(name="web-1")
     result = local("exec", vps, "--timeout", "30", "--", "echo", "hi", "--", "there")

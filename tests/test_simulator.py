@@ -255,25 +255,49 @@ def test_scripted_extra_fields(sim: HostupSimulator, client: httpx.Client) -> No
 
 
 @pytest.mark.parametrize(
-    ("command", "stdout", "exit_code"),
+    ("command", "stdout", "stderr", "exit_code"),
     [
-        ("echo hello world", "hello world\n", 0),
-        ("echo 'a  b'", "a  b\n", 0),
-        ("exit 3", "", 3),
-        ("false", "", 1),
-        ("uname -a", "Linux web-01 6.8.0-45-generic #45-Ubuntu SMP x86_64 GNU/Linux\n", 0),
-        ("hostname", "web-01\n", 0),
-        ("ls /nowhere", "", 0),
-        ("echo a && echo b; echo c", "a\nb\nc\n", 0),
-        ("false && echo skipped", "", 1),
-        ("echo before; exit 4; echo after", "before\n", 4),
+        ("echo hello world", "hello world\n", "", 0),
+        ("echo 'a  b'", "a  b\n", "", 0),
+        ("exit 3", "", "", 3),
+        ("false", "", "", 1),
+        ("uname -a", "Linux web-01 6.8.0-45-generic #45-Ubuntu SMP x86_64 GNU/Linux\n", "", 0),
+        ("hostname", "web-01\n", "", 0),
+        ("whoami", "root\n", "", 0),
+        ("ls /nowhere", "", "ls: cannot access '/nowhere': No such file or directory\n", 2),
+        ("echo a && echo b; echo c", "a\nb\nc\n", "", 0),
+        ("false && echo skipped", "", "", 1),
+        ("false || echo fallback", "fallback\n", "", 0),
+        ("echo before; exit 4; echo after", "before\n", "", 4),
+        # What a shell does, not what a stand-in that succeeds at everything would do.
+        ("echo err >&2; exit 3", "", "err\n", 3),
+        ("echo out; echo err 1>&2", "out\n", "err\n", 0),
+        ("systemctl restart nginx", "", "systemctl: command not found\n", 127),
+        ("frobnicate && echo never", "", "frobnicate: command not found\n", 127),
+        ("cat /etc/shadow", "", "cat: /etc/shadow: No such file or directory\n", 1),
     ],
 )
 def test_default_interpreter(
-    client: httpx.Client, command: str, stdout: str, exit_code: int
+    client: httpx.Client, command: str, stdout: str, stderr: str, exit_code: int
 ) -> None:
     output = run(client, WEB, command)
-    assert (output["stdout"], output["exitCode"]) == (stdout, exit_code)
+    assert (output["stdout"], output["stderr"], output["exitCode"]) == (stdout, stderr, exit_code)
+
+
+@pytest.mark.parametrize(
+    ("command", "first_line"),
+    [
+        ("uptime", " 12:00:00 up 3 days,  4:05,  0 users,  load average: 0.01, 0.03, 0.00"),
+        ("cat /etc/os-release", 'PRETTY_NAME="Ubuntu 24.04.1 LTS"'),
+        ("ls -la /", "bin"),
+    ],
+)
+def test_first_commands_print_what_a_guest_prints(
+    client: httpx.Client, command: str, first_line: str
+) -> None:
+    output = run(client, WEB, command)
+    assert output["stdout"].splitlines()[0] == first_line
+    assert (output["stderr"], output["exitCode"]) == ("", 0)
 
 
 def test_sleep_sets_the_duration(client: httpx.Client) -> None:
