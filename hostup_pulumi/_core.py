@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 
+from . import _advice as advisor
 from . import _endpoints as endpoints
 from . import _listing as listing
 from . import _outcomes as outcomes
@@ -166,8 +167,10 @@ class Core:
                     gate = hinted if sane else self.retry.backoff(retry_number, self._rng)
                 self._admission.close_gate(gate, self._clock())  # type: ignore[arg-type]
             if delay is None:
+                key = self.settings.api_key or ""
                 raise outcomes.error_for(op, outcome, now=self._now(), request=request,
-                                         attempts=retry_number + 1)  # fmt: skip
+                                         attempts=retry_number + 1, where=self.settings.where,
+                                         bearer_prefix=key[:7].lower() == "bearer ")  # fmt: skip
             logger.warning(
                 "retrying %s %s in %.2fs after %s (retry %d of %d)",
                 op.method, op.target, delay, _describe(outcome), retry_number + 1,
@@ -312,7 +315,10 @@ class Core:
                     vps_id, last.reason, last.vm_running, waited=wait_timeout
                 ) from exc
         if not availability.available:
-            raise AgentUnavailableError(vps_id, availability.reason, availability.vm_running)
+            raise AgentUnavailableError(
+                vps_id, availability.reason, availability.vm_running,
+                wait_hint=advisor.agent_wait(self.settings.where, starting=False),
+            )  # fmt: skip
         return availability
 
     def _poll_until(

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pydantic
 
+from . import _advice as advisor
+from ._advice import Where
 from ._endpoints import Operation
 from ._problem import read_problem
 from ._retry import never_sent, server_wait
@@ -130,6 +132,8 @@ def error_for(
     now: datetime,
     request: httpx.Request | None = None,
     attempts: int = 1,
+    where: Where = Where.PROGRAM,
+    bearer_prefix: bool = False,
 ) -> HostupError:
     """The typed error for a failed attempt (the last of ``attempts``): a non-2xx response,
     or a transport failure named for what it is, with the server's host and port (from
@@ -144,16 +148,18 @@ def error_for(
             required_scope=op.scope,
             retry_after=server_wait(outcome.headers, now),
             command_may_have_started=op.starts_command and outcome.status_code >= 500,
+            where=where,
+            bearer_prefix=bearer_prefix,
         )
     host, port = _server(request)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     timeouts = request.extensions.get("timeout", {}) if request is not None else {}
     head = f"{op.method} {op.target} failed" + (
         f" after {attempts} attempts" if attempts > 1 else ""
     )
     cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
     return cls(
-        f"{head}: {_what_failed(outcome, where, timeouts)}",
+        f"{head}: {_what_failed(outcome, server, timeouts)}",
         method=op.method,
         path=op.target,
         command_may_have_started=op.starts_command and not never_sent(outcome),
@@ -275,19 +281,27 @@ def error_from_response(
     required_scope: str | None = None,
     retry_after: float | None = None,
     command_may_have_started: bool = False,
+    where: Where = Where.PROGRAM,
+    bearer_prefix: bool = False,
 ) -> APIStatusError:
     """Build the typed error for a non-2xx response, whatever its content type.
 
     A problem document gives its fields; anything else (an HTML 502 from a proxy) still gives
-    the class for its status, with a short excerpt of the body.
+    the class for its status, with a short excerpt of the body. The advice fits ``where``
+    the client runs (``bearer_prefix``: the key given starts with ``Bearer ``).
     """
     problem, excerpt = read_problem(body, headers)
+    advice = []
+    if status_code == 401:
+        advice.append(advisor.credentials(where, bearer_prefix=bearer_prefix))
+    elif status_code == 404 and problem.code == "vps_not_found":
+        advice.append(advisor.vps_not_found(where))
     cls = _STATUS_CLASSES.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError
     error = cls(status_code=status_code, method=method, path=path, problem=problem,
                 headers=headers, body_excerpt=excerpt, required_scope=required_scope,
-                command_may_have_started=command_may_have_started)  # fmt: skip
+                command_may_have_started=command_may_have_started, advice=advice)  # fmt: skip
     if isinstance(error, RateLimitError):
         error.retry_after = retry_after
     return error

@@ -8,9 +8,10 @@ message is written from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from ._advice import agent_fix
 from ._problem import FieldError, Problem
 
 if TYPE_CHECKING:
@@ -39,11 +40,6 @@ __all__ = [
     "ValidationError",
 ]
 
-_SET_THE_KEY = (
-    "HostUp refused the credentials. Set the key with `pulumi config set --secret "
-    "hostup:apiKey <key>` or the HOSTUP_API_KEY environment variable (keys are created at "
-    "https://cloud.hostup.se/api-management)"
-)
 _MAY_HAVE_STARTED = (
     "The command may have started on the VPS: it was not retried, so that it cannot run twice. "
     "Check the VPS before starting it again."
@@ -149,6 +145,7 @@ class APIStatusError(HostupError):
         body_excerpt: str | None = None,
         required_scope: str | None = None,
         command_may_have_started: bool = False,
+        advice: Sequence[str] = (),
     ) -> None:
         self.status_code = status_code
         self.method = method
@@ -161,6 +158,8 @@ class APIStatusError(HostupError):
         self.body_excerpt = body_excerpt
         self.required_scope = required_scope
         self.command_may_have_started = command_may_have_started
+        #: What to do about it, as fits where the client runs (``_advice``).
+        self.advice = tuple(advice)
         super().__init__(self._message())
 
     # The problem document's fields, each readable on the error too.
@@ -190,8 +189,7 @@ class APIStatusError(HostupError):
         parts = [f"{head} on {self.method} {self.path}" + (f": {text}" if text else "")]
         if self.errors:
             parts.append("field errors: " + "; ".join(str(e) for e in self.errors))
-        if self.status_code == 401:
-            parts.append(_SET_THE_KEY)
+        parts.extend(self.advice)
         # A missing scope is (probably) a plain `forbidden`; other 403 codes such as
         # `account_inactive` have another fix.
         if self.status_code == 403 and self.required_scope and self.code in (None, "forbidden"):
@@ -275,6 +273,7 @@ class AgentUnavailableError(HostupError):
         vm_running: bool | None,
         *,
         waited: float | None = None,
+        wait_hint: str | None = None,
     ) -> None:
         self.vps_id = vps_id
         self.reason = reason
@@ -283,12 +282,12 @@ class AgentUnavailableError(HostupError):
         why = reason or "the API gave no reason"
         state = "" if vm_running is None else f" (VM running: {str(vm_running).lower()})"
         after = "" if waited is None else f" after waiting {waited:g}s"
-        fix = "Start the VM and make sure qemu-guest-agent is installed and running in it"
-        if waited is None:
-            fix += ", or pass wait_timeout= to wait for it"
+        # What makes it available follows what HostUp said of the VM; how to wait for it
+        # (``wait_hint``) depends on where the caller runs (``_advice``).
+        advice = [agent_fix(vm_running)] + ([wait_hint] if wait_hint else [])
         super().__init__(
             f"QEMU guest agent command execution is not available on {vps_id}{after}: "
-            f"{why}{state}. {fix}"
+            f"{why}{state}. " + ". ".join(advice)
         )
 
 

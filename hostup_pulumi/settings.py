@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._advice import Where
 from ._validation import validate_seconds
 from .errors import ConfigurationError
 
@@ -166,6 +167,8 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     #: Requests in flight at once per async client (the sync client sends one at a time).
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    #: Where the client runs: errors give the advice that fits there (``_advice``).
+    where: Where = Where.PROGRAM
 
     def __repr__(self) -> str:
         return (
@@ -173,7 +176,7 @@ class Settings:
             f"session_cookie={'<set>' if self.session_cookie else None}, "
             f"base_url={self.base_url!r}, timeout={self.timeout}, "
             f"connect_timeout={self.connect_timeout}, max_retries={self.max_retries}, "
-            f"max_concurrency={self.max_concurrency})"
+            f"max_concurrency={self.max_concurrency}, where={self.where.value!r})"
         )
 
     __str__ = __repr__
@@ -191,12 +194,14 @@ class Settings:
         config: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         require_credentials: bool = True,
+        where: Where = Where.PROGRAM,
     ) -> Settings:
         """Resolve each setting: explicit argument, then Pulumi ``config``, then ``env``.
 
         ``config`` maps namespaced keys (``hostup:apiKey``) to strings; ``env`` defaults to
         ``os.environ``. Raises :class:`ConfigurationError` when there are no credentials
-        (unless ``require_credentials`` is false) or a value is invalid.
+        (unless ``require_credentials`` is false) or a value is invalid. ``where`` says where
+        the client runs, so that its errors advise what works there.
         """
         config = config or {}
         env = os.environ if env is None else env
@@ -238,4 +243,5 @@ class Settings:
             max_concurrency=DEFAULT_MAX_CONCURRENCY
             if concurrency is None
             else _check_int("max_concurrency", concurrency, 1, _MAX_CONCURRENCY_LIMIT),
+            where=where,
         )

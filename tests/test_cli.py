@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -789,6 +790,33 @@ def test_a_wrong_key_is_never_echoed(run: Cli, sim: HostupSimulator) -> None:
     result = run("agent-status", vps, api_key="hsk_wrong_key_do_not_print_me")
     assert result.code == 2
     assert "AuthenticationError: HTTP 401 unauthorized" in _one_line_error(result)
+    assert "hsk_wrong_key_do_not_print_me" not in result.err
+
+
+def test_a_401_advises_what_the_command_line_reads(local: Cli, sim: HostupSimulator) -> None:
+    # The CLI takes its key from HOSTUP_API_KEY only: Pulumi config would do nothing here.
+    vps = sim.add_vps(name="web-1")
+    line = _one_line_error(local("agent-status", vps, api_key="hsk_wrong_key_000000000000"))
+    assert re.search(
+        r": Missing or invalid authentication\. HostUp refused the credentials\. "
+        r"Set the HOSTUP_API_KEY environment variable to a valid key \(keys are created at "
+        r"https://cloud\.hostup\.se/api-management\)\. request id req_\w+$",
+        line,
+    ), line
+    assert "pulumi config" not in line
+    bearer = _one_line_error(local("agent-status", vps, api_key=f"Bearer {sim.api_key}"))
+    assert (
+        ". HostUp refused the credentials. The key given starts with 'Bearer ': give the key "
+        "alone (the client adds 'Bearer ' itself). request id req_"
+    ) in bearer
+
+
+def test_a_404_for_a_vps_says_how_to_find_the_id(local: Cli, sim: HostupSimulator) -> None:
+    line = _one_line_error(local("agent-status", "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"))
+    assert (
+        ". No VPS with this id is visible to this key: `hostup-pulumi list-vps` lists the VPSes "
+        "with their ids, names and primary IPs. request id req_"
+    ) in line
 
 
 def test_base_url_flag_wins_over_the_environment(local: Cli, sim: HostupSimulator) -> None:

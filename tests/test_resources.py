@@ -571,7 +571,14 @@ def test_create_on_an_unavailable_agent_fails_without_starting(sim: HostupSimula
 
     assert caught.value.vps_id == vps
     assert caught.value.reason == "qga not responding"
-    assert "qga not responding" in str(caught.value)
+    # The advice fits the resource: it has no wait argument, the gate function has.
+    assert str(caught.value) == (
+        f"QEMU guest agent command execution is not available on {vps}: qga not responding "
+        "(VM running: true). Make sure qemu-guest-agent is installed and running in the guest "
+        "(Debian or Ubuntu: `apt install qemu-guest-agent && systemctl enable --now "
+        "qemu-guest-agent`). To wait for it, gate the command on "
+        "require_agent_available_output(vps_id, wait_timeout=SECONDS)"
+    )
     assert sim.count("probe") == 1
     assert sim.count("exec_start") == 0
 
@@ -583,6 +590,11 @@ def test_create_on_a_stopped_vps_fails_without_starting(sim: HostupSimulator) ->
         configured(_AgentCommandProvider, sim).create(command_inputs(vps))
 
     assert caught.value.vm_running is False
+    assert str(caught.value) == (
+        f"QEMU guest agent command execution is not available on {vps}: VM is not running "
+        "(VM running: false). Start the VM. To wait for it, gate the command on "
+        "require_agent_available_output(vps_id, wait_timeout=SECONDS)"
+    )
     assert sim.count("exec_start") == 0
 
 

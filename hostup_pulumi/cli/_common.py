@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
+from .._advice import Where
 from .._validation import validate_seconds
 from ..client import HostupClient
 from ..errors import ConfigurationError, ValidationError
@@ -267,7 +268,7 @@ def pid(text: str) -> int:
 def settings(args: argparse.Namespace) -> Settings:
     """The client's settings resolution (environment, ``--base-url``), with a message for
     a missing key that fits a command line."""
-    resolved = Settings.resolve(base_url=args.base_url, require_credentials=False)
+    resolved = Settings.resolve(base_url=args.base_url, require_credentials=False, where=Where.CLI)
     if not resolved.api_key and not resolved.session_cookie:
         raise ConfigurationError(
             f"no HostUp API key: set the {ENV_API_KEY} environment variable (create a key "

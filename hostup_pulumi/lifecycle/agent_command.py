@@ -6,9 +6,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _advice as advisor
 from .._validation import validate_command, validate_vps_id
 from ..client import AsyncHostupClient
-from ..errors import NotFoundError, ValidationError
+from ..errors import AgentUnavailableError, NotFoundError, ValidationError
 from ._rules import Created, Diff, Input, Props, Refreshed, Report, ResourceRules, changed, parse_id
 
 __all__ = ["AGENT_COMMAND"]
@@ -43,7 +44,13 @@ class _AgentCommand(ResourceRules):
         """Probe availability (the API asks for it), then start the command, once."""
         vps_id = validate_vps_id(inputs["vps_id"])
         command = validate_command(inputs["command"])
-        await client.require_agent_available(vps_id)
+        try:
+            await client.require_agent_available(vps_id)
+        except AgentUnavailableError as exc:
+            # Here the way to wait is a gate on the precondition, not an argument of this call.
+            hint = advisor.agent_wait(client.settings.where, starting=True)
+            raise AgentUnavailableError(exc.vps_id, exc.reason, exc.vm_running,
+                                        wait_hint=hint) from None  # fmt: skip
         started = await client.start_agent_exec(vps_id, command)
         report.started(vps_id, started.pid)
         outputs = {

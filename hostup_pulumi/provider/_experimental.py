@@ -121,6 +121,7 @@ class HostupProvider(exp.Provider):
 
     async def check_config(self, request: exp.CheckRequest) -> exp.CheckResponse:
         """Refuse a bad provider input by name; pass the inputs through."""
+        self.host.note_provider(request.urn)
         failures = self.host.check_config(_plain(request.new_inputs))
         return exp.CheckResponse(inputs=request.new_inputs, failures=_failures(failures))
 

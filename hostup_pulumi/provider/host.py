@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from .. import lifecycle
+from .._advice import Where
 from ..client import AsyncHostupClient
 from ..errors import AgentUnavailableError, HostupError
 from ..lifecycle import Created, Diff, Failure, Refreshed
@@ -97,6 +98,9 @@ class PluginHost:
         self.log = log or EngineLog()
         self._config: dict[str, str] = {}
         self._client: AsyncHostupClient | None = None
+        # An explicit provider takes its inputs, not the stack's hostup:* config: its errors
+        # say so (set from the provider's URN, see note_provider).
+        self._where = Where.PLUGIN
         self._running: set[asyncio.Task[Any]] = set()
         # The tasks that cancel() stopped (any other cancellation is not ours to explain).
         self._cancelled: set[asyncio.Task[Any]] = set()
@@ -118,6 +122,11 @@ class PluginHost:
                 failures.append(Failure(name, f"{name}: {exc}"))
         return failures
 
+    def note_provider(self, urn: str) -> None:
+        """Which provider this plugin process serves: the engine's default one for the
+        stack's config (named ``default...``), or an explicit one of the program's."""
+        self._where = Where.PLUGIN if _name(urn).startswith("default") else Where.PROVIDER
+
     def configure(self, values: Mapping[str, Any]) -> None:
         """Keep the provider's inputs; the client is built on first use."""
         self._config = _config_map(values)
@@ -126,7 +135,8 @@ class PluginHost:
     def client(self) -> AsyncHostupClient:
         """The client of this provider instance (its key and base URL only)."""
         if self._client is None:
-            self._client = AsyncHostupClient(settings=Settings.resolve(config=self._config))
+            settings = Settings.resolve(config=self._config, where=self._where)
+            self._client = AsyncHostupClient(settings=settings)
         return self._client
 
     # -- running operations ---------------------------------------------------------------

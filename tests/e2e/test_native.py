@@ -164,7 +164,13 @@ def test_errors_are_one_line_without_python_frames(make_stack: Any, sim: HostupS
 
     run = stack.run("up", "--yes", ok=False)
     assert "HTTP 401 unauthorized" in run.output
-    assert "HOSTUP_API_KEY" in run.output
+    # The explicit provider does not read hostup:apiKey: the advice names its own input.
+    text = " ".join(run.output.split())
+    assert (
+        "HostUp refused the credentials. Check the apiKey input of this explicit hostup "
+        "provider (it does not read the stack's hostup:apiKey) (keys are created at "
+        "https://cloud.hostup.se/api-management)"
+    ) in text
     assert "Traceback" not in run.output
     assert 'File "' not in run.output
 
@@ -174,6 +180,34 @@ def test_errors_are_one_line_without_python_frames(make_stack: Any, sim: HostupS
     assert "is not an http(s) URL" in run.output
     assert "Traceback" not in run.output
     assert 'File "' not in run.output
+
+
+def test_an_unavailable_agent_is_advised_in_the_schemas_spelling(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    # YAML users write waitTimeout and requireAgentAvailable: the advice names those, never a
+    # Python argument, and says what fixes this VPS (its agent, since the VM runs).
+    beta_vps = beta_account(sim)
+    sim.set_agent(beta_vps, available=False)
+    stack = yaml_stack(make_stack, sim, beta_vps)
+
+    run = stack.run("up", "--yes", ok=False)
+
+    text = " ".join(run.output.split())
+    assert (
+        f"QEMU guest agent command execution is not available on {beta_vps}: QEMU guest agent "
+        "is not responding (VM running: true). Make sure qemu-guest-agent is installed and "
+        "running in the guest"
+    ) in text
+    assert "To wait for it, gate the command on requireAgentAvailable with waitTimeout" in text
+    assert "wait_timeout" not in text
+    assert sim.count("exec_start") <= 1  # the default account's command; beta's never started
+
+    sim.set_agent(beta_vps, available=True)
+    sim.set_agent(WEB, available=False)
+    gate = " ".join(stack.run("preview", ok=False).output.split())
+    assert "Set waitTimeout (seconds) to wait for it instead of failing" in gate
+    assert "wait_timeout" not in gate
 
 
 def test_a_long_wait_shows_its_progress(make_stack: Any, sim: HostupSimulator) -> None:
