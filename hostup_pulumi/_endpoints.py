@@ -8,6 +8,7 @@ request exists. No I/O here.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,13 @@ def list_vps(
             if not isinstance(value, str) or not value.strip():
                 raise ValidationError(f"list_vps: {key} must be a non-empty string")
             params[key] = value
+    if primary_ip is not None:
+        try:  # no VPS can have it: say so, rather than "no VPS matched"
+            ipaddress.ip_address(primary_ip.strip())
+        except ValueError:
+            raise ValidationError(
+                f"{primary_ip!r} is not a valid IP address (IPv4 like 192.0.2.10, or IPv6)"
+            ) from None
     return Operation("list_vps", "GET", "/api/v2/vps", READ_SCOPE, params, timeout=timeout)
 
 

@@ -89,6 +89,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _host_and_port(netloc: str) -> str:
+    # The netloc without a user or password, which must never be quoted back.
+    return netloc.rpartition("@")[2]
+
+
+def _suggest_a_scheme(url: str) -> None:
+    """``127.0.0.1:34861`` or ``api.example.com``: a host (and port) without its scheme.
+    Say which URL was meant: http for a loopback address (the simulator), else https."""
+    if "://" in url or "@" in url:
+        return
+    try:
+        parts = urlsplit("//" + url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        return
+    if host and ("." in host or ":" in host or host == "localhost"):
+        scheme = "http" if _is_loopback(host) else "https"
+        where = _host_and_port(parts.netloc)
+        raise ConfigurationError(
+            f"base URL {where} has no scheme, so it is not an http(s) URL; use {scheme}://{where}"
+        )
+
+
 def _check_base_url(url: str) -> str:
     # Messages name the scheme and host only: the URL itself could carry a credential.
     url = url.strip().rstrip("/")
@@ -107,6 +130,7 @@ def _check_base_url(url: str) -> str:
             f"base URL is not a valid URL; use e.g. {DEFAULT_BASE_URL}"
         ) from None
     if parts.scheme not in ("https", "http") or not host:
+        _suggest_a_scheme(url)
         scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
         raise ConfigurationError(
             f"base URL with {scheme} and {f'host {host!r}' if host else 'no host'} is not an "
@@ -114,9 +138,10 @@ def _check_base_url(url: str) -> str:
         )
     # Plain http would send the key in clear text: allowed for a local simulator only.
     if parts.scheme == "http" and not _is_loopback(host):
+        where = _host_and_port(parts.netloc)
         raise ConfigurationError(
-            f"base URL http://{host} uses plain http; use https (plain http is allowed only "
-            "for loopback addresses such as the local simulator)"
+            f"base URL http://{where} uses plain http; use https://{where} (plain http is "
+            "allowed only for loopback addresses such as the local simulator)"
         )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigurationError(

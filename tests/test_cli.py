@@ -811,6 +811,18 @@ def test_a_401_advises_what_the_command_line_reads(local: Cli, sim: HostupSimula
     ) in bearer
 
 
+def test_list_vps_with_an_invalid_ip_says_so_before_any_request(
+    local: Cli, sim: HostupSimulator
+) -> None:
+    result = local("list-vps", "--primary-ip", "999.1.1.1")
+    assert result.code == 2
+    assert _one_line_error(result) == (
+        "hostup-pulumi: error: ValidationError: '999.1.1.1' is not a valid IP address "
+        "(IPv4 like 192.0.2.10, or IPv6)"
+    )
+    assert sim.requests == []
+
+
 def test_a_404_for_a_vps_says_how_to_find_the_id(local: Cli, sim: HostupSimulator) -> None:
     line = _one_line_error(local("agent-status", "vps_01hxa3b4c5d6e7f8g9h0j1k2m3"))
     assert (

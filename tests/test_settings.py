@@ -166,6 +166,28 @@ def test_plain_http_only_for_loopback(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # The simulator prints its address; pasted without a scheme, the fix is named.
+        ("127.0.0.1:34861", "base URL 127.0.0.1:34861 has no scheme, so it is not an http(s) "
+         "URL; use http://127.0.0.1:34861"),
+        ("localhost:8080", "base URL localhost:8080 has no scheme, so it is not an http(s) URL; "
+         "use http://localhost:8080"),
+        ("api.example.com:8443", "base URL api.example.com:8443 has no scheme, so it is not an "
+         "http(s) URL; use https://api.example.com:8443"),
+        # The port quoted is the port given.
+        ("http://api.example.com:8443", "base URL http://api.example.com:8443 uses plain http; "
+         "use https://api.example.com:8443 (plain http is allowed only for loopback addresses "
+         "such as the local simulator)"),
+    ],
+)  # fmt: skip
+def test_base_url_errors_name_the_url_that_was_meant(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve(api_key=KEY, base_url=url)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
     "url", ["ftp://cloud.hostup.se", "cloud.hostup.se", "/api/v2", "https://", "file:///etc/passwd"]
 )
 def test_base_url_without_http_scheme_or_host_is_refused(url: str) -> None:
