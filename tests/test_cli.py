@@ -865,12 +865,26 @@ def test_help_documents_exit_codes_and_environment(run: Cli) -> None:
 
 
 @pytest.mark.parametrize("subcommand", ["agent-status", "list-vps", "exec", "output"])
-def test_each_command_help_documents_exit_codes(local: Cli, subcommand: str) -> None:
+def test_each_command_help_points_to_the_exit_codes_once_documented(
+    local: Cli, subcommand: str
+) -> None:
+    # The long environment / exit-code section is in the top-level help, once.
     result = local(subcommand, "--help")
     assert result.code == 0
     assert result.out.startswith(f"usage: hostup-pulumi {subcommand} ")
-    assert "exit codes:" in result.out
-    assert EXIT_CODE_LINES[3] in result.out.splitlines()
+    assert result.out.rstrip().splitlines()[-1] == "environment, exit codes: hostup-pulumi --help"
+    assert "exit codes:" not in result.out.replace("environment, exit codes:", "")
+    assert local("--help").out.count("exit codes:") == 1
+
+
+@pytest.mark.parametrize(
+    "subcommand", ["", "agent-status", "list-vps", "exec", "output", "install-plugin", "simulator"]
+)
+def test_help_shows_no_markup(local: Cli, subcommand: str) -> None:
+    result = local(*([subcommand] if subcommand else []), "--help")
+    assert result.code == 0
+    for markup in ("``", ":func:", ":class:", ":mod:"):
+        assert markup not in result.out, (subcommand, markup)
 
 
 def test_exit_code_constants_match_the_help() -> None:
@@ -953,6 +967,8 @@ def test_simulator_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
 def test_simulator_help_is_the_simulators(local: Cli) -> None:
     result = local("simulator", "--help")
     assert result.code == 0
+    assert result.out.startswith("usage: hostup-pulumi simulator [-h] ")
+    assert "python -m hostup_pulumi.testing" not in result.out
     assert "--pid-retention" in result.out
 
 

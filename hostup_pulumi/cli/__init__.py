@@ -108,7 +108,7 @@ def _parser() -> tuple[
             parents=[shared],
             help=summary,
             description=description,
-            epilog=EPILOG,
+            epilog=f"environment, exit codes: {PROG} --help",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 

@@ -24,6 +24,8 @@ from ._common import EXIT_ERROR, EXIT_OK, PROG, say
 
 NAME = "hostup"
 LAUNCHER = f"pulumi-resource-{NAME}"
+# The help text: the module's docstring without its reStructuredText quotes.
+DESCRIPTION = (__doc__ or "").split("\n\n", 1)[-1].replace("``", "`")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argpar
     parser = sub.add_parser(
         "install-plugin",
         help="install the native hostup provider plugin into $PULUMI_HOME",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=DESCRIPTION,
     )
     parser.add_argument(
         "--pulumi", metavar="PATH", help="the pulumi CLI to install with (default: on PATH)"

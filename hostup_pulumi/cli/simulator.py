@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ._common import PROG
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``simulator``. It has no options of its own: every argument, --help included, is
@@ -24,4 +26,5 @@ def run(arguments: Sequence[str], command_tail: Sequence[str]) -> int:
     """Run the simulator with ``arguments`` (and any words after ``--``) until it stops."""
     from ..testing.__main__ import main as simulator_main  # only this subcommand needs it
 
-    return simulator_main([*arguments, *(["--", *command_tail] if command_tail else [])])
+    argv = [*arguments, *(["--", *command_tail] if command_tail else [])]
+    return simulator_main(argv, prog=f"{PROG} simulator")

@@ -27,9 +27,9 @@ from .simulator import HostupSimulator
 from .state import DEFAULT_ID_SEED
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hostup_pulumi.testing",
+        prog=prog,
         description="Run the offline HostUp API simulator on 127.0.0.1.",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
@@ -75,9 +75,10 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the simulator; return the process exit code."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m hostup_pulumi.testing") -> int:
+    """Run the simulator; return the process exit code. ``prog`` is the command the user
+    typed, for the usage and help lines."""
+    args = _parser(prog).parse_args(argv)
     sim = HostupSimulator(
         port=args.port,
         seed=args.seed,
