@@ -964,6 +964,37 @@ def test_simulator_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
             proc.wait()
 
 
+def test_the_simulator_prints_what_to_paste() -> None:
+    # The quick start's first step: the address, the key, the VPSes, and the lines to paste.
+    key = "hsk_test_quickstart_0000000000000000"
+    with subprocess.Popen(
+        [str(SCRIPT), "simulator", "--seed", "demo", "--api-key", key],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            url = json.loads(proc.stdout.readline())["base_url"]
+            shown = [proc.stderr.readline().rstrip("\n") for _ in range(11)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert shown == [
+        f"HostUp simulator on {url} (Ctrl-C stops it)",
+        f"API key: {key}",
+        "VPSes (id, name, power state, guest agent):",
+        "  vps_01jdemo0web000000000000001  web-01  running  available",
+        "  vps_01jdemo00db000000000000002  db-01   running  not available: QEMU guest agent "
+        "is not responding",
+        "  vps_01jdemo0old000000000000003  old-01  stopped  not available: VM is not running",
+        "Point a Pulumi stack at it:",
+        f"  pulumi config set hostup:baseUrl {url}",
+        f"  pulumi config set --secret hostup:apiKey {key}",
+        "Or the command line:",
+        f"  export HOSTUP_BASE_URL={url} HOSTUP_API_KEY={key}",
+    ]
+
+
 def test_simulator_help_is_the_simulators(local: Cli) -> None:
     result = local("simulator", "--help")
     assert result.code == 0

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from .records import DEFAULT_ACCOUNT
 from .simulator import HostupSimulator
 from .state import DEFAULT_ID_SEED
 
@@ -75,6 +76,29 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def banner(sim: HostupSimulator) -> str:
+    """What a person needs to use the simulator: its address and key, its VPSes, and the
+    lines that point a Pulumi stack or the command line at it."""
+    lines = [f"HostUp simulator on {sim.base_url} (Ctrl-C stops it)", f"API key: {sim.api_key}"]
+    vpses = [vps for vps in sim.inventory() if vps.account == DEFAULT_ACCOUNT]
+    if vpses:
+        lines.append("VPSes (id, name, power state, guest agent):")
+        width = max(len(vps.name) for vps in vpses)
+        for vps in vpses:
+            agent = "available" if vps.agent_available else f"not available: {vps.agent_reason}"
+            lines.append(f"  {vps.id}  {vps.name:{width}}  {vps.power_state:7}  {agent}")
+    else:
+        lines.append("No VPSes yet: start it with --seed demo or --vps-count N")
+    lines += [
+        "Point a Pulumi stack at it:",
+        f"  pulumi config set hostup:baseUrl {sim.base_url}",
+        f"  pulumi config set --secret hostup:apiKey {sim.api_key}",
+        "Or the command line:",
+        f"  export HOSTUP_BASE_URL={sim.base_url} HOSTUP_API_KEY={sim.api_key}",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m hostup_pulumi.testing") -> int:
     """Run the simulator; return the process exit code. ``prog`` is the command the user
     typed, for the usage and help lines."""
@@ -105,6 +129,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m hostup_pulumi
         # Nobody may read stdout; the ready file (if any) still works.
         with contextlib.suppress(BrokenPipeError):
             print(line, flush=True)
+            # For a person: what to paste (stderr, so that stdout stays one JSON line).
+            print(banner(sim), file=sys.stderr, flush=True)
         # Short waits keep the main thread responsive to signals.
         while not stop.wait(0.2):
             pass

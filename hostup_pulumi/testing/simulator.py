@@ -12,7 +12,7 @@ from .faults import Fault, FaultQueue
 from .ids import credential_label
 from .ratelimit import RateLimiter
 from .recorder import RecordedRequest, RequestLog
-from .records import DEFAULT_ACCOUNT, CommandResult
+from .records import DEFAULT_ACCOUNT, CommandResult, Vps
 from .routes import ROUTES, ListQuirks
 from .seed import SeedSource, apply_seed, read_seed
 from .server import Backend, SimulatorServer
@@ -176,6 +176,11 @@ class HostupSimulator:
         ``sha256:`` and 12 hex digits of its hash, so a test can tell which key made a
         request although the log never holds a key."""
         return credential_label(key)
+
+    def inventory(self) -> list[Vps]:
+        """Every VPS the simulator serves, of every account (copies): id, name, account,
+        power state and what its agent says."""
+        return self._state.all_vps()
 
     def add_vps(self, *, name: str, **options: Any) -> str:
         """Add a VPS; return its id (``vps_`` + 26 lowercase ULID-like characters, random

@@ -197,6 +197,11 @@ class SimState:
                 return None
             return replace(vps, extra=copy.deepcopy(vps.extra))
 
+    def all_vps(self) -> list[Vps]:
+        """Copies of every VPS of every account, in the order they were added."""
+        with self._lock:
+            return [replace(v, extra=copy.deepcopy(v.extra)) for v in self._vps.values()]
+
     def list_vps_json(
         self,
         *,

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
-from e2e_helpers import DB, DB_REASON, OLD, OLD_REASON, WEB
+from e2e_helpers import DB, DB_REASON, OLD, OLD_REASON, REPO, WEB
 
 from hostup_pulumi.testing import HostupSimulator
 
 pytestmark = pytest.mark.e2e
+
+
+def _readme_block(after: str, language: str) -> str:
+    """The first ``language`` code block of the README after the line ``after``."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(after) :]
+    start = section.index(f"```{language}\n") + len(language) + 4
+    return section[start : section.index("```", start)]
+
+
+def test_the_readmes_python_quick_start_runs_as_written(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    program = (REPO / "examples" / "hello" / "__main__.py").read_text(encoding="utf-8")
+    assert _readme_block("## Python quick start", "python") == program
+    stack = make_stack("hello")
+
+    stack.run("up", "--yes")
+
+    shown = json.loads(_readme_block("`pulumi up`, then `pulumi stack output --json`", "json"))
+    assert stack.outputs() == shown
+    assert sim.count("exec_start") == 1
+
+    # The failed gate the README shows, word for word, and no traceback.
+    sim.set_agent(WEB, available=False)
+    failed = stack.run("up", "--yes", ok=False)
+    error = _readme_block("A failed gate", "").strip()
+    assert error in " ".join(failed.output.split())  # the CLI wraps long lines
+    assert "Traceback" not in failed.output
 
 
 def test_quickstart_exports_each_vps(make_stack, sim: HostupSimulator) -> None:
