@@ -151,6 +151,26 @@ def test_python_program_with_two_explicit_providers(make_stack: Any, sim: Hostup
     assert sim.count("exec_start") == 2
 
 
+def test_a_missing_plugin_is_the_readmes_troubleshooting_case(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    # No install-plugin: the engine's message is the one the README names, with its fix.
+    stack = yaml_stack_without_plugin(make_stack, sim)
+    failed = stack.run("preview", ok=False)
+    message = "no resource plugin 'pulumi-resource-hostup' found in the workspace or on your $PATH"
+    assert message in failed.output
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    troubleshooting = readme[readme.index("## Troubleshooting") :]
+    assert f"`{message}`: the engine cannot find the `hostup` plugin" in troubleshooting
+    assert "Run `hostup-pulumi install-plugin` once" in troubleshooting
+
+
+def yaml_stack_without_plugin(make_stack: Any, sim: HostupSimulator) -> Stack:
+    stack: Stack = make_stack("yaml", vpsId=WEB, otherVpsId=WEB, otherBaseUrl=sim.base_url)
+    stack.stack.set_config("otherApiKey", BETA_KEY, secret=True)
+    return stack
+
+
 def test_plugin_serves_the_repos_schema(make_stack: Any) -> None:
     stack: Stack = make_stack("yaml", plugin=True)
     proc = stack.stack.run("package", "get-schema", "hostup", with_stack=False)
