@@ -59,16 +59,14 @@ class _ResourceReport(lifecycle.Report):
         self._log.status(self._urn, message)
 
     def started(self, vps_id: str, pid: int) -> None:
-        # Said before the engine records the resource: if the run dies now, this is the way
-        # out (the pinned engine's --import-pending-creates drops the record: see
-        # docs/reliability.md).
-        kind, name = _type(self._urn), _name(self._urn)
-        self._log.info(
+        # Said before the engine records the resource, once and short: if the run is killed
+        # now, the pid is what recovers it (the commands are in docs/reliability.md; the
+        # pinned engine's --import-pending-creates drops the record). A status line: the
+        # progress view shows it once; an info would be repeated under Diagnostics.
+        self._log.status(
             self._urn,
-            f"started pid {pid} on {vps_id} (if this run is interrupted before the command is "
-            f"recorded, record it instead of running it again: pulumi refresh "
-            f"--clear-pending-creates --yes; pulumi import {kind} {name} {vps_id}/{pid} "
-            "--protect=false --yes)",
+            f"started pid {pid} on {vps_id} (if this run is killed before it records the "
+            "command: docs/reliability.md)",
         )
 
 

@@ -49,8 +49,17 @@ def test_yaml_program_with_two_accounts_through_its_lifecycle(
     beta_vps = beta_account(sim)
     stack = yaml_stack(make_stack, sim, beta_vps)
 
-    stack.run("up", "--yes")
+    up = stack.run("up", "--yes")
     assert sim.count("exec_start") == 2
+    # Quiet when all is well: one short line per start, the pid in it, no recovery commands.
+    commands = stack.resources("hostup:index:AgentCommand")
+    assert len(commands) == 2
+    for command in commands:
+        pid, vps_id = int(command["outputs"]["pid"]), command["outputs"]["vpsId"]
+        line = f"started pid {pid} on {vps_id} (if this run is killed before it records the "
+        assert " ".join(up.output.split()).count(line) == 1, up.output
+    assert "pulumi import" not in up.output
+    assert "--clear-pending-creates" not in up.output
     outputs = stack.outputs()
     assert outputs["available"] is True
     assert outputs["otherAvailable"] is True
