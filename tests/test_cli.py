@@ -199,9 +199,8 @@ def test_agent_status_wait_succeeds_when_the_agent_comes_up(
     assert result.code == 0, result.err
     assert result.out == f"{vps}: available\n"
     assert sim.count("probe") >= 3  # the first probe, then the wait's polls until it flipped
-    # Not a terminal: a plain progress line with the state, no cursor codes.
-    assert f"waiting for the guest agent on {vps}: not available: VM is not running" in result.err
-    assert "hostup-pulumi: [0s of 10s] waiting" in result.err
+    # Not a terminal, and a wait shorter than the first progress line: a quiet log.
+    assert "waiting for the guest agent" not in result.err
     assert "\x1b" not in result.err
 
 
@@ -497,7 +496,7 @@ def test_output_wait_waits_for_the_exit(local: Cli, sim: HostupSimulator) -> Non
     pid = _start(sim, vps, "build")
     result = local("output", vps, str(pid), "--wait", "--timeout", "30")
     assert (result.code, result.out) == (0, "built\n")
-    assert f"hostup-pulumi: [0s of 30s] {vps} pid {pid}: running" in result.err
+    assert "running" not in result.err  # a 1 s wait leaves no progress line in a log
     assert sim.count("exec_output") >= 2
 
 
@@ -1025,6 +1024,7 @@ def test_progress_redraws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch
 
 def test_progress_prints_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "PLAIN_PROGRESS_EVERY", 0.02)
+    monkeypatch.setattr(_common, "PLAIN_PROGRESS_FIRST", 0.02)
     clock = iter(float(n) for n in range(1000))
     stream = io.StringIO()
     with _common.Progress(stream, "label", "state", limit=5, clock=lambda: next(clock)):
@@ -1033,6 +1033,21 @@ def test_progress_prints_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) 
     assert len(lines) >= 3
     assert lines[0] == "hostup-pulumi: [1s of 5s] label: state"
     assert "\r" not in stream.getvalue()
+
+
+def test_progress_says_nothing_in_a_log_for_a_wait_that_ends_at_once() -> None:
+    stream = io.StringIO()
+    with _common.Progress(stream, "label", "state", limit=5):
+        pass
+    assert stream.getvalue() == ""
+
+
+def test_exec_of_a_quick_command_prints_no_progress_outside_a_terminal(
+    local: Cli, sim: HostupSimulator
+) -> None:
+    vps = sim.add_vps(name="web-1")
+    result = local("exec", vps, "--", "echo hi")
+    assert (result.code, result.out, result.err) == (0, "hi\n", "")
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,9 @@ EXIT_INTERRUPTED = 130
 
 #: Seconds between progress lines when stderr is not a terminal (a CI log).
 PLAIN_PROGRESS_EVERY = 15.0
+#: Seconds before the first of them: a wait that ends sooner (a command that finished at once)
+#: leaves no line in the log.
+PLAIN_PROGRESS_FIRST = 2.0
 #: Seconds between redraws of the progress line on a terminal.
 TTY_PROGRESS_EVERY = 0.2
 
@@ -170,7 +173,8 @@ class Progress:
     """Elapsed time and state on stderr while a blocking client call runs.
 
     On a terminal, one line redrawn in place and erased at the end; otherwise (a CI log) a
-    plain line at the start and every :data:`PLAIN_PROGRESS_EVERY` seconds. The client's wait
+    plain line after :data:`PLAIN_PROGRESS_FIRST` seconds and then every
+    :data:`PLAIN_PROGRESS_EVERY` (none for a wait that ends sooner). The client's wait
     methods poll on their own schedule; this only reports, so no polling logic is repeated.
     """
 
@@ -204,8 +208,10 @@ class Progress:
 
     def _run(self) -> None:
         every = TTY_PROGRESS_EVERY if self._interactive else PLAIN_PROGRESS_EVERY
-        while not self._stop.wait(every):
+        wait = TTY_PROGRESS_EVERY if self._interactive else PLAIN_PROGRESS_FIRST
+        while not self._stop.wait(wait):
             self._draw()
+            wait = every
 
     def _draw(self) -> None:
         if self._interactive:
@@ -219,7 +225,8 @@ class Progress:
 
     def __enter__(self) -> Progress:
         self._started = self._clock()
-        self._draw()
+        if self._interactive:
+            self._draw()
         self._thread = threading.Thread(target=self._run, name="hostup-progress", daemon=True)
         self._thread.start()
         return self
