@@ -108,8 +108,13 @@ def program_settings() -> Settings:
 def program_client() -> HostupClient:
     """A :class:`HostupClient` configured like the functions here (stack config, then the
     environment), for plan-time lookups in a program such as ``list_vps()``. Close it after
-    use (``with hostup.program_client() as client: ...``)."""
-    return HostupClient(settings=program_settings())
+    use (``with hostup.program_client() as client: ...``). Missing or bad settings fail the
+    program with their one-line message (a ``pulumi.RunError``), not a traceback."""
+    try:
+        settings = program_settings()
+    except HostupError as exc:
+        raise program_error(exc) from None
+    return HostupClient(settings=settings)
 
 
 # One async client per event loop (Pulumi runs one) and settings, so that every _output call

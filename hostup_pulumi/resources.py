@@ -83,15 +83,45 @@ class _Loop:
 _LOOP = _Loop()
 
 
+class _OneLineTracebacks:
+    """The ``traceback`` module as the dynamic provider server sees it: that server reports a
+    provider's exception as ``traceback.format_exc()``, frames and all; ours carry complete
+    messages, so they are reported as their message alone. Every other exception (a user's
+    own dynamic provider in the same process) keeps its traceback."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def format_exc(self, *args: Any, **kwargs: Any) -> str:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, HostupError):
+            return str(exc)
+        return str(self._real.format_exc(*args, **kwargs))
+
+
+def _one_line_errors() -> None:
+    # The server runs as `python -m pulumi.dynamic`: its module is __main__ (no-op elsewhere).
+    server = sys.modules.get("__main__")
+    spec = getattr(server, "__spec__", None)
+    if spec is not None and spec.name == "pulumi.dynamic.__main__":
+        current = getattr(server, "traceback", None)
+        if current is not None and not isinstance(current, _OneLineTracebacks):
+            server.traceback = _OneLineTracebacks(current)  # type: ignore[union-attr]
+
+
 def _short_traceback(method: F) -> F:
-    """Our errors carry complete messages: drop the client's frames, so that the engine,
-    which prints a provider error's whole traceback, shows the message."""
+    """Our errors carry complete messages: the engine shows them as one line, without the
+    client's frames or the dynamic provider server's (see :class:`_OneLineTracebacks`)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except HostupError as exc:
+            _one_line_errors()
             raise exc.with_traceback(None) from None
 
     return cast(F, wrapper)

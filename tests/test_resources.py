@@ -938,3 +938,23 @@ def test_a_program_can_declare_thousands_of_dynamic_resources(
 
     assert pulumi_program.run(program).value == "true"
     assert len(pulumi_program.registrations) == 1500
+
+
+def test_one_line_tracebacks_only_for_our_errors() -> None:
+    import traceback
+
+    from hostup_pulumi.resources import _OneLineTracebacks
+
+    shown = _OneLineTracebacks(traceback)
+    try:
+        raise hostup.ValidationError("vps_id '10.0.0.7' is an IP address")
+    except hostup.ValidationError:
+        assert shown.format_exc() == "vps_id '10.0.0.7' is an IP address"
+    try:
+        raise KeyError("a user's own dynamic provider")
+    except KeyError:
+        text = shown.format_exc()
+    # Anything else keeps its traceback, as the dynamic provider server shows it.
+    assert text.startswith("Traceback (most recent call last):")
+    assert text.rstrip().endswith('KeyError: "a user\'s own dynamic provider"')
+    assert shown.print_exc is traceback.print_exc  # the rest of the module is the real one

@@ -778,7 +778,12 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             _, stderr = proc.communicate(timeout=5)
             assert proc.returncode == 0
-            assert stderr == ""
+            # What to paste for a person (stderr), and nothing after it: a clean shutdown.
+            lines = stderr.splitlines()
+            assert lines[0] == f"HostUp simulator on {info['base_url']} (Ctrl-C stops it)"
+            assert lines[-1] == (
+                f"  export HOSTUP_BASE_URL={info['base_url']} HOSTUP_API_KEY=hsk_cli_test"
+            )
         finally:
             if proc.poll() is None:
                 proc.kill()
