@@ -184,6 +184,14 @@ def simulator(args: Sequence[str]) -> SimulatorProcess:
     return child
 
 
+def python_project(name: str, description: str, venv: Path) -> str:
+    """The Pulumi.yaml of a generated benchmark project: a Python program run in ``venv``."""
+    return (
+        f"name: {name}\ndescription: {description}\nruntime:\n  name: python\n  options:\n"
+        f"    toolchain: pip\n    virtualenv: {venv}\n"
+    )
+
+
 # --- targets and the machine-readable last line ----------------------------------------
 
 

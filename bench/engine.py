@@ -57,6 +57,7 @@ from _common import (
     Target,
     format_value,
     kill_descendants,
+    python_project,
     simulator,
     target_line,
     target_table,
@@ -84,16 +85,6 @@ PEAK_RSS_MB = 150.0  # provider process at N small
 POLLS_PER_COMMAND = 1
 
 # --- the program --------------------------------------------------------------------------
-
-PROJECT_YAML = """\
-name: hostup-bench-engine
-description: bench/engine.py's fleet stack (generated; see that file)
-runtime:
-  name: python
-  options:
-    toolchain: pip
-    virtualenv: {venv}
-"""
 
 PROGRAM = '''\
 """N VPSes: availability exported, a command and its result each (bench/engine.py).
@@ -266,7 +257,10 @@ def engine_bin(chosen: str | None) -> Path:
 def write_project(project: Path) -> None:
     """The generated project: Pulumi.yaml, the program, the control's module."""
     project.mkdir(parents=True, exist_ok=True)
-    (project / "Pulumi.yaml").write_text(PROJECT_YAML.format(venv=VENV.absolute()))
+    (project / "Pulumi.yaml").write_text(python_project(
+        "hostup-bench-engine", "bench/engine.py's fleet stack (generated; see that file)",
+        VENV.absolute(),
+    ))  # fmt: skip
     (project / "__main__.py").write_text(PROGRAM)
     (project / "bench_control.py").write_text(CONTROL)
 

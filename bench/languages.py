@@ -42,7 +42,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _common import Target, kill_descendants, simulator, target_line, target_table, watchdog
+from _common import (
+    Target,
+    kill_descendants,
+    python_project,
+    simulator,
+    target_line,
+    target_table,
+    watchdog,
+)
 
 from hostup_pulumi import HostupClient
 from hostup_pulumi.testing.engine import PulumiStack, find_engine
@@ -52,16 +60,6 @@ VENV = Path(sys.prefix)
 TYPESCRIPT = REPO / "examples" / "typescript"
 LANGUAGES = ("python", "typescript", "go")
 TARGET = 1.2
-
-PROJECT_YAML = """\
-name: hostup-bench-languages
-description: bench/languages.py's fleet stack in Python (generated; see that file)
-runtime:
-  name: python
-  options:
-    toolchain: pip
-    virtualenv: {venv}
-"""
 
 PROGRAM = '''\
 """bench/languages.py's fleet stack: the same as bench/languages/fleet.js and go/main.go."""
@@ -117,7 +115,10 @@ class Variant:
         self.timeout = timeout
         project = root / "project"
         project.mkdir(parents=True, exist_ok=True)
-        (project / "Pulumi.yaml").write_text(PROJECT_YAML.format(venv=VENV.absolute()))
+        (project / "Pulumi.yaml").write_text(python_project(
+            "hostup-bench-languages", "bench/languages.py's fleet stack in Python (generated)",
+            VENV.absolute(),
+        ))  # fmt: skip
         (project / "__main__.py").write_text(PROGRAM)
         # The Python stack; its environment (PULUMI_HOME, backend, offline settings) serves
         # the inline runs too.
