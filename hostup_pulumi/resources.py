@@ -86,8 +86,9 @@ _LOOP = _Loop()
 class _OneLineTracebacks:
     """The ``traceback`` module as the dynamic provider server sees it: that server reports a
     provider's exception as ``traceback.format_exc()``, frames and all; ours carry complete
-    messages, so they are reported as their message alone. Every other exception (a user's
-    own dynamic provider in the same process) keeps its traceback."""
+    messages, so they are reported as one line, their class and message (as the CLI does).
+    Every other exception (a user's own dynamic provider in the same process) keeps its
+    traceback."""
 
     def __init__(self, real: Any) -> None:
         self._real = real
@@ -98,7 +99,7 @@ class _OneLineTracebacks:
     def format_exc(self, *args: Any, **kwargs: Any) -> str:
         exc = sys.exc_info()[1]
         if isinstance(exc, HostupError):
-            return str(exc)
+            return f"{type(exc).__name__}: {exc}"
         return str(self._real.format_exc(*args, **kwargs))
 
 

@@ -212,9 +212,10 @@ def test_provider_process_reports_check_failures_and_errors(
         create(handle.stub, COMMAND_URN, {"vps_id": vps, "command": "true", PROVIDER_KEY: blob})
 
     details = caught.value.details()  # type: ignore[attr-defined]
-    # The message alone: the engine shows it as the resource's one-line error, no frames.
+    # One line, class and message: the engine shows it as the resource's error, no frames.
     assert details.startswith(
-        f"QEMU guest agent command execution is not available on {vps}: qga not responding"
+        "AgentUnavailableError: QEMU guest agent command execution is not available on "
+        f"{vps}: qga not responding"
     )
     assert "Traceback" not in details
     assert sim.api_key not in details

@@ -949,7 +949,7 @@ def test_one_line_tracebacks_only_for_our_errors() -> None:
     try:
         raise hostup.ValidationError("vps_id '10.0.0.7' is an IP address")
     except hostup.ValidationError:
-        assert shown.format_exc() == "vps_id '10.0.0.7' is an IP address"
+        assert shown.format_exc() == "ValidationError: vps_id '10.0.0.7' is an IP address"
     try:
         raise KeyError("a user's own dynamic provider")
     except KeyError:

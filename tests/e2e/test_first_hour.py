@@ -45,7 +45,7 @@ def test_a_key_without_write_scope_is_one_line(make_stack: Any, sim: HostupSimul
     stack.stack.set_config("hostup:apiKey", READ_ONLY_KEY, secret=True)
     failed = stack.run("up", "--yes", ok=False)
     assert (
-        "error: HTTP 403 forbidden on POST /api/v2/vps/"
+        "error: PermissionDeniedError: HTTP 403 forbidden on POST /api/v2/vps/"
         f"{WEB}/agent/exec: Forbidden: This API key lacks the required scope: write:vm. This call "
         "needs an API key with the 'write:vm' scope"
     ) in diagnostics(failed.output)
@@ -59,7 +59,8 @@ def test_a_command_on_an_unavailable_agent_is_one_line(
     stack: Stack = make_stack("run-command", vpsId=DB)
     failed = stack.run("up", "--yes", ok=False)
     assert (
-        f"error: QEMU guest agent command execution is not available on {DB}: QEMU guest agent "
+        "error: AgentUnavailableError: QEMU guest agent command execution is not available on "
+        f"{DB}: QEMU guest agent "
         "is not responding (VM running: true). Make sure qemu-guest-agent is installed and "
         "running in the guest (Debian or Ubuntu: `apt install qemu-guest-agent && systemctl "
         "enable --now qemu-guest-agent`). To wait for it, gate the command on "
