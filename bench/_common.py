@@ -267,10 +267,13 @@ def target_table(targets: Sequence[Target], labels: Sequence[str] | None = None)
     rows = [((lead[i],) if lead else ()) + row for i, row in enumerate(cells)]
     header = (("bench",) if lead else ()) + ("figure", "value", "target", "met")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    notes = ["note", *(t.note for t in targets)] if any(t.note for t in targets) else None
     lines = []
-    for row in [header, *rows]:
+    for k, row in enumerate([header, *rows]):
         line = [c.ljust(w) if i < len(header) - 3 else c.rjust(w)
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
+        if notes is not None:
+            line.append(notes[k])  # e.g. a ratio's spread over its rounds
         lines.append("  ".join(line).rstrip())
     return "\n".join(lines)
 

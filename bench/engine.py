@@ -22,9 +22,15 @@ the peak RSS (the kernel's VmHWM) and CPU seconds of the processes involved, sam
 /proc every 0.1 s: the provider (``python -m pulumi.dynamic`` or the hostup plugin), the
 program, the language host, the CLI and the simulator.
 
+The stacks compared by a ratio run in one :class:`Group`, their phases interleaved round by
+round; a ratio is the median of its rounds' ratios, and the table shows its spread. Each
+latency row is gated as the time at L over its floor (:func:`floor_seconds`): the time at
+0 ms of the same round plus the waits that HostUp's round trips force through the engine's
+slots.
+
 Usage::
 
-    python bench/engine.py              # the full run: N = 100 and 400 (about 15-25 min)
+    python bench/engine.py              # the full run: N = 100 and 400 (about 20 min)
     python bench/engine.py --quick      # N = 10 and 40, for development (about 3 min)
     python bench/engine.py --sizes 20,80 --repeats 2 --modes control,native
 
@@ -37,11 +43,13 @@ machine-readable (``engine: {json}``, see ``_common.target_line``). Every CLI ru
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -74,9 +82,8 @@ OURS = ("dynamic", "native")
 PHASES = ("up", "preview", "refresh", "destroy")
 TIMED = ("up", "preview", "refresh")
 
-# Targets (issue 14).
-LATENCY_UP = 1.1  # native, N small: up at 50 ms / up at 0 ms
-LATENCY_READ = 1.2  # the same for preview and refresh
+# Targets (issues 14 and 24).
+LATENCY_FLOOR = 1.15  # every mode and timed phase, N small: time at L / its floor (floor_seconds)
 FLAT = 1.2  # (ours / control) at N large over (ours / control) at N small
 PREVIEW = 1.3  # ours / control, preview at N large
 NATIVE_VS_DYNAMIC = 1.05  # up and refresh at N small
@@ -352,6 +359,28 @@ class CycleResult:
     def first(self, phase: str) -> Phase | None:
         return next((run[phase] for run in self.runs if phase in run), None)
 
+    def round_seconds(self, phase: str) -> list[float | None]:
+        """Each round's time of ``phase`` (the rounds of one group ran interleaved)."""
+        return [run[phase].seconds if phase in run else None for run in self.runs]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Cycles measured together: the same N and checkpoint setting, one stack per variant
+    (mode, latency), their phases interleaved. Round r runs every variant's up, then every
+    variant's preview (``reads`` times), refresh (``reads`` times) and destroy, in an order
+    rotated by r; so each ratio compares runs made within the same minute, and drift of the
+    machine's speed over the run cancels instead of landing on one side of a ratio."""
+
+    n: int
+    checkpoints: bool
+    variants: tuple[tuple[str, float], ...]
+    rounds: int
+    reads: int = 1
+
+    def cycles(self) -> list[Cycle]:
+        return [Cycle(mode, self.n, latency, self.checkpoints) for mode, latency in self.variants]
+
 
 class BenchError(RuntimeError):
     """A CLI run failed or did something other than expected."""
@@ -392,7 +421,7 @@ class EngineBench:
             self.project, self.state_dir, name or cycle.stack, bin_dir=self.bin_dir, env=env,
             timeout=self.op_timeout,
         )  # fmt: skip
-        ids_file = self.project / f"ids-{len(ids)}.json"
+        ids_file = self.project / f"ids-{name or cycle.stack}.json"
         ids_file.write_text(json.dumps(list(ids)))
         stack.configure_hostup(sim.base_url, sim.api_key)
         stack.set_config("bench:mode", cycle.mode)
@@ -416,42 +445,68 @@ class EngineBench:
         return Phase(seconds, dict(spent.by_route), sampler.usage(),
                      resource_summary(proc.stdout), sim.request_span(since))  # fmt: skip
 
-    def run_cycle(
-        self, cycle: Cycle, repeats: int, log: Callable[[str], None], reads: int = 1
-    ) -> CycleResult:
-        """``repeats`` rounds of up, preview, refresh and destroy; in each, preview and refresh
-        run ``reads`` times (they change nothing) and the faster counts."""
-        result = CycleResult(cycle)
-        sim_args = ["--latency", str(cycle.latency), "--vps-count", str(cycle.n)]
+    def run_group(self, group: Group, log: Callable[[str], None]) -> list[CycleResult]:
+        """``group.rounds`` rounds of up, preview, refresh and destroy of every variant,
+        interleaved (see :class:`Group`); preview and refresh run ``group.reads`` times per
+        round and the faster counts. One simulator per latency, shared by the variants (each
+        phase runs alone, so the simulator's counts per phase stay each run's own)."""
+        cycles = group.cycles()
+        results = [CycleResult(cycle) for cycle in cycles]
+        sims: dict[float, SimulatorProcess] = {}
         try:
-            with simulator(sim_args) as sim:
-                with HostupClient(sim.api_key, base_url=sim.base_url) as client:
-                    ids = [vps.id for vps in client.list_vps()]
-                if len(ids) != cycle.n:
-                    raise BenchError(f"the simulator lists {len(ids)} VPSes, not {cycle.n}")
-                stack = self.stack(cycle, sim, ids)
-                for _ in range(repeats):
-                    run: dict[str, Phase] = {}
-                    run["up"] = self.phase(stack, sim, "up", "--yes", "--skip-preview")
-                    expect(run["up"], "created", 2 * cycle.n, "up")
-                    for _ in range(reads):
-                        preview = self.phase(stack, sim, "preview")
-                        changes = {k: v for k, v in preview.summary.items()
-                                   if k.startswith("to ")}  # fmt: skip
-                        if changes:
-                            raise BenchError(f"preview after up is not a no-change one: {changes}")
-                        run["preview"] = _faster(run.get("preview"), preview)
-                    for _ in range(reads):
-                        refresh = self.phase(stack, sim, "refresh", "--yes", "--skip-preview")
-                        run["refresh"] = _faster(run.get("refresh"), refresh)
-                    run["destroy"] = self.phase(stack, sim, "destroy", "--yes", "--skip-preview")
-                    expect(run["destroy"], "deleted", 2 * cycle.n, "destroy")
-                    result.runs.append(run)
-                    log(cycle_line(cycle, run))
+            stacks = []
+            ids: dict[float, list[str]] = {}
+            for cycle in cycles:
+                if cycle.latency not in sims:
+                    sim = simulator(["--latency", str(cycle.latency), "--vps-count", str(group.n)])
+                    sims[cycle.latency] = sim.__enter__()
+                    with HostupClient(sim.api_key, base_url=sim.base_url) as client:
+                        ids[cycle.latency] = [vps.id for vps in client.list_vps()]
+                    if len(ids[cycle.latency]) != group.n:
+                        raise BenchError(f"the simulator lists {len(ids[cycle.latency])} "
+                                         f"VPSes, not {group.n}")  # fmt: skip
+                stacks.append(self.stack(cycle, sims[cycle.latency], ids[cycle.latency]))
+            for r in range(group.rounds):
+                order = [(k + r) % len(cycles) for k in range(len(cycles))]
+                runs: list[dict[str, Phase]] = [{} for _ in cycles]
+
+                def each(
+                    name: str,
+                    *args: str,
+                    _order: list[int] = order,
+                    _runs: list[dict[str, Phase]] = runs,
+                ) -> None:
+                    for k in _order:
+                        got = self.phase(stacks[k], sims[cycles[k].latency], *args)
+                        _runs[k][name] = _faster(_runs[k].get(name), got)
+
+                each("up", "up", "--yes", "--skip-preview")
+                for k, cycle in enumerate(cycles):
+                    expect(runs[k]["up"], "created", 2 * cycle.n, f"{cycle.describe()}: up")
+                for _ in range(group.reads):
+                    each("preview", "preview")
+                for k, cycle in enumerate(cycles):
+                    changes = {key: v for key, v in runs[k]["preview"].summary.items()
+                               if key.startswith("to ")}  # fmt: skip
+                    if changes:
+                        raise BenchError(f"{cycle.describe()}: preview after up is not a "
+                                         f"no-change one: {changes}")  # fmt: skip
+                for _ in range(group.reads):
+                    each("refresh", "refresh", "--yes", "--skip-preview")
+                each("destroy", "destroy", "--yes", "--skip-preview")
+                for k, cycle in enumerate(cycles):
+                    expect(runs[k]["destroy"], "deleted", 2 * cycle.n,
+                           f"{cycle.describe()}: destroy")  # fmt: skip
+                    results[k].runs.append(runs[k])
+                    log(cycle_line(cycle, runs[k]))
         except (BenchError, RuntimeError, subprocess.SubprocessError) as exc:
-            result.error = str(exc)
-            log(f"{cycle.describe()}: FAILED: {exc}")
-        return result
+            for result in results:
+                result.error = str(exc)
+            log(f"N={group.n} checkpoints {'on' if group.checkpoints else 'off'}: FAILED: {exc}")
+        finally:
+            for sim in sims.values():
+                sim.stop()
+        return results
 
     def warm_up(self, log: Callable[[str], None]) -> None:
         """An unmeasured up and destroy of two VPSes per mode: pyc files, page cache,
@@ -497,8 +552,11 @@ def allowed_requests(phase: str, n: int, mode: str) -> dict[str, int]:
         return {}
     if phase == "up":
         # The program's probe, the probe before the start (the API asks for it), one start
-        # and the polls of a command that exits at once.
-        return {"probe": 2 * n, "exec_start": n, "exec_output": POLLS_PER_COMMAND * n}
+        # and the polls of a command that exits at once. The plugin serves the program's
+        # probe and the create with one client, and a fresh available answer stands for the
+        # create's probe (PROBE_REUSE_SECONDS); the dynamic creates run in another process.
+        probes = n if mode == "native" else 2 * n
+        return {"probe": probes, "exec_start": n, "exec_output": POLLS_PER_COMMAND * n}
     if phase == "refresh":
         return {"exec_output": n}  # one read per result; a command's refresh reads nothing
     if phase == "preview":
@@ -541,6 +599,39 @@ class Results:
         found = self.get(mode, n, latency, checkpoints)
         return None if found is None else found.seconds(phase)
 
+    def rounds(self, cycle: Cycle, phase: str) -> list[float | None]:
+        found = self.get(cycle.mode, cycle.n, cycle.latency, cycle.checkpoints)
+        return [] if found is None else found.round_seconds(phase)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A ratio measured once per round, each time between runs made in the same round."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    def spread(self) -> str:
+        if not self.values:
+            return ""
+        if len(self.values) == 1:
+            return "1 round"
+        return f"{len(self.values)} rounds {min(self.values):.2f}-{max(self.values):.2f}"
+
+
+def paired(results: Results, top: Cycle, bottom: Cycle, phase: str, add: float = 0.0) -> Paired:
+    """Round by round: ``top``'s time over (``bottom``'s time + ``add``); rounds either side
+    lacks are left out (both sides of one group have the same rounds)."""
+    values = tuple(
+        a / (b + add)
+        for a, b in zip(results.rounds(top, phase), results.rounds(bottom, phase), strict=False)
+        if a is not None and b is not None and b + add > 0
+    )
+    return Paired(values)
+
 
 def targets(
     results: Results,
@@ -551,15 +642,16 @@ def targets(
     checkpoints_runs: Sequence[bool] = (True, False),
     slots: int = 8,
 ) -> list[Target]:
-    """Every figure of issue 14 that this run's modes, checkpoint settings and latency
-    measure (``slots``: the engine's ``--parallel``)."""
+    """Every figure of issues 14 and 24 that this run's modes, checkpoint settings and
+    latency measure (``slots``: the engine's ``--parallel``)."""
     ran = set(modes)
     found: list[Target] = []
     for needs, target in _all_targets(results, small, large, latency, slots):
         figure = target.figure
-        if not needs <= ran or (latency <= 0 and "/ 0ms" in figure):
+        if not needs <= ran or (latency <= 0 and ("/ 0ms" in figure or "floor" in figure)):
             continue
-        on_only = "(ckpt on)" in figure or "/ 0ms" in figure or "native / dynamic" in figure
+        on_only = ("(ckpt on)" in figure or "/ 0ms" in figure or "floor" in figure
+                   or "native / dynamic" in figure)  # fmt: skip
         if (on_only and True not in checkpoints_runs) or (
             "(ckpt off)" in figure and False not in checkpoints_runs
         ):
@@ -580,71 +672,111 @@ def engine_slots() -> int:
     return 4 * len(os.sched_getaffinity(0))
 
 
-def slots_floor(run: Phase, phase: str, n: int, latency: float, slots: int) -> float | None:
-    """The shortest ``run`` could have been at the engine's ``slots``: its time outside the
-    span of its requests, plus the least span that its in-step requests need. Every request
-    but the program's probes (N on up) is made inside a step, which holds one of the engine's
-    slots for at least the latency: R of them need ceil(R / slots) rounds, and the last
-    arrives one latency before the last round ends."""
-    if run.request_span is None:
-        return None
-    in_steps = sum(run.requests.values()) - (n if phase == "up" else 0)
-    least = max(0, math.ceil(in_steps / slots) - 1) * latency
-    return run.seconds - run.request_span + least
+def dynamic_server_workers() -> int:
+    """How many calls the Pulumi SDK's dynamic provider server serves at once: the
+    ``ThreadPoolExecutor(max_workers=...)`` of ``pulumi/dynamic/__main__.py``, read from the
+    installed SDK (4 in the pinned versions), so that a new SDK cannot make the floor wrong."""
+    spec = importlib.util.find_spec("pulumi.dynamic.__main__")
+    source = Path(spec.origin).read_text() if spec and spec.origin else ""
+    found = re.search(r"ThreadPoolExecutor\(max_workers=(\d+)\)", source)
+    if found is None:
+        raise BenchError("cannot find the dynamic provider server's max_workers in the SDK")
+    return int(found.group(1))
+
+
+#: Per VPS, (round trips a phase cannot avoid inside the engine's steps, rounds of them it
+#: must wait for outside any step). HostUp's documented precondition is to probe (GET without
+#: a pid) and start only when ``available`` is true, so a start follows a probe's answer:
+#:
+#: - up, dynamic: the command's create probes, then starts (two in a row, in one step: the
+#:   program's own probe was answered in another process), and the result's create polls
+#:   once (a command that exits at once is seen exited on the first poll);
+#: - up, native: the program's availability calls are the probes, made up front and all at
+#:   once (one round outside the steps); the plugin serves them and the creates with one
+#:   client, so each create only starts (PROBE_REUSE_SECONDS), then the result polls once;
+#: - refresh: one read per result (the command's read makes no request);
+#: - preview: none in steps; the program waits one round for its availability calls before
+#:   it can export them.
+TRIPS: dict[tuple[str, str], tuple[int, int]] = {
+    ("up", "dynamic"): (3, 0),
+    ("up", "native"): (2, 1),
+    ("refresh", "dynamic"): (1, 0),
+    ("refresh", "native"): (1, 0),
+    ("preview", "dynamic"): (0, 1),
+    ("preview", "native"): (0, 1),
+}
+
+
+def floor_seconds(t0: float, phase: str, mode: str, n: int, latency: float, slots: int) -> float:
+    """The floor of ``phase`` at ``latency``: its time at 0 ms in the same round, plus the
+    least time that HostUp's round trips add (TRIPS): R in-step round trips each hold one of
+    the engine's ``slots`` for ``latency``, so they take ceil(R / slots) latencies at the
+    least; a round outside the steps takes one.
+
+    A run below its floor hid part of those waits behind the engine's own work (the engine
+    works on other steps while a slot waits); above it, the waits cost more than the slots
+    force."""
+    in_steps, rounds = TRIPS[phase, mode]
+    return t0 + (math.ceil(in_steps * n / slots) + rounds) * latency
+
+
+def _target(needs: set[str], figure: str, pair: Paired, op: str, limit: float,
+            gated: bool = True, note: str = "") -> tuple[set[str], Target]:  # fmt: skip
+    spread = pair.spread()
+    text = f"{spread}; {note}" if note and spread else spread or note
+    return needs, Target(figure, pair.median, op, limit, gated=gated, note=text)
 
 
 def _all_targets(
     results: Results, small: int, large: int, latency: float, slots: int
 ) -> list[tuple[set[str], Target]]:
     out: list[tuple[set[str], Target]] = []
-    s = results.seconds
+    ckpt_on = True
 
-    # (1) Latency hidden: the same N at L and at 0 ms.
+    # (1) Latency: each mode's time at L over its floor (gated), and over its time at 0 ms
+    # (reported: a fixed wait divided by a time that moves with the machine).
     for mode in OURS:
+        mode_slots = slots if mode == "native" else min(slots, dynamic_server_workers())
+        slow, fast = Cycle(mode, small, latency, ckpt_on), Cycle(mode, small, 0.0, ckpt_on)
         for phase in TIMED:
-            limit = LATENCY_UP if phase == "up" else LATENCY_READ
-            value = _ratio(s(mode, small, latency, True, phase), s(mode, small, 0.0, True, phase))
-            note = "" if mode == "native" else "upstream dynamic server: 4 calls at a time"
-            out.append(({mode}, Target(f"{mode} {phase} N={small}: {latency * 1000:g}ms / 0ms",
-                                       value, "<=", limit, gated=mode == "native",
-                                       note=note)))  # fmt: skip
+            extra = floor_seconds(0.0, phase, mode, small, latency, mode_slots)
+            note = f"floor: 0ms + {extra:.2f}s ({mode_slots} slots)"
+            out.append(_target({mode}, f"{mode} {phase} N={small}: {latency * 1000:g}ms / floor",
+                               paired(results, slow, fast, phase, add=extra), "<=",
+                               LATENCY_FLOOR, note=note))  # fmt: skip
+        for phase in TIMED:
+            out.append(_target({mode}, f"{mode} {phase} N={small}: {latency * 1000:g}ms / 0ms",
+                               paired(results, slow, fast, phase), "<=", math.inf,
+                               gated=False))  # fmt: skip
 
-    # (1b) What the engine's slots alone allow: the run at L with its in-step requests
-    # packed into the slots as tightly as they can be, over the run at 0 ms.
-    for mode in OURS:
-        for phase in ("up", "refresh"):
-            slow = results.get(mode, small, latency, True)
-            fast = s(mode, small, 0.0, True, phase)
-            run = None if slow is None else slow.fastest(phase)
-            floor = None if run is None else slots_floor(run, phase, small, latency, slots)
-            limit = LATENCY_UP if phase == "up" else LATENCY_READ
-            out.append(({mode}, Target(
-                f"{mode} {phase} N={small}: {latency * 1000:g}ms floor ({slots} slots) / 0ms",
-                _ratio(floor, fast), "<=", limit, gated=False,
-                note="out of reach when above the target")))  # fmt: skip
-
-    # (2) Flat scaling: (ours / control) at the large N over the same at the small N.
+    # (2) Flat scaling: (ours / control) at the large N over the same at the small N; each
+    # side's ratio round by round, the spread the widest the two sides' spreads allow.
     for checkpoints in (True, False):
         ckpt = "on" if checkpoints else "off"
         for mode in OURS:
             for phase in TIMED:
-                big = _ratio(s(mode, large, 0.0, checkpoints, phase),
-                             s("control", large, 0.0, checkpoints, phase))  # fmt: skip
-                little = _ratio(s(mode, small, 0.0, checkpoints, phase),
-                                s("control", small, 0.0, checkpoints, phase))  # fmt: skip
+                big = paired(results, Cycle(mode, large, 0.0, checkpoints),
+                             Cycle("control", large, 0.0, checkpoints), phase)  # fmt: skip
+                little = paired(results, Cycle(mode, small, 0.0, checkpoints),
+                                Cycle("control", small, 0.0, checkpoints), phase)  # fmt: skip
+                value = _ratio(big.median, little.median)
+                note = ""
+                if big.values and little.values:
+                    note = (f"{min(big.values) / max(little.values):.2f}-"
+                            f"{max(big.values) / min(little.values):.2f}")  # fmt: skip
                 out.append(({mode, "control"},
                             Target(f"{mode} {phase} flat N={large}/N={small} (ckpt {ckpt})",
-                                   _ratio(big, little), "<=", FLAT)))  # fmt: skip
+                                   value, "<=", FLAT, note=note)))  # fmt: skip
 
     # (3) Preview against the control's.
     for checkpoints in (True, False):
         ckpt = "on" if checkpoints else "off"
         for mode in OURS:
-            value = _ratio(s(mode, large, 0.0, checkpoints, "preview"),
-                           s("control", large, 0.0, checkpoints, "preview"))  # fmt: skip
-            out.append(({mode, "control"},
-                        Target(f"{mode} preview N={large} / control (ckpt {ckpt})", value,
-                               "<=", PREVIEW)))  # fmt: skip
+            pair = paired(results, Cycle(mode, large, 0.0, checkpoints),
+                          Cycle("control", large, 0.0, checkpoints), "preview")  # fmt: skip
+            out.append(_target({mode, "control"},
+                               f"{mode} preview N={large} / control (ckpt {ckpt})", pair, "<=",
+                               PREVIEW))  # fmt: skip
 
     # (4) No wasted requests, over every cycle of ours.
     for mode in OURS:
@@ -661,14 +793,14 @@ def _all_targets(
             out.append(({mode}, Target(f"{mode} {phase} --skip-preview: requests over minimum",
                                        value, "<=", 0, note=note)))  # fmt: skip
 
-    # (5) Native plugin / dynamic providers.
+    # (5) Native plugin / dynamic providers, round by round in the same group.
     for lat in sorted({0.0, latency}):
         for phase in ("up", "refresh"):
-            value = _ratio(s("native", small, lat, True, phase),
-                           s("dynamic", small, lat, True, phase))  # fmt: skip
-            out.append(({"native", "dynamic"},
-                        Target(f"native / dynamic {phase} N={small} {lat * 1000:g}ms", value,
-                               "<=", NATIVE_VS_DYNAMIC)))  # fmt: skip
+            pair = paired(results, Cycle("native", small, lat, ckpt_on),
+                          Cycle("dynamic", small, lat, ckpt_on), phase)  # fmt: skip
+            out.append(_target({"native", "dynamic"},
+                               f"native / dynamic {phase} N={small} {lat * 1000:g}ms", pair,
+                               "<=", NATIVE_VS_DYNAMIC))  # fmt: skip
 
     # (6) Provider peak RSS.
     for n, gated in ((small, True), (large, False)):
@@ -882,32 +1014,38 @@ def to_json(result: CycleResult) -> dict[str, Any]:
     }
 
 
+#: Rounds of the small N's groups: each gated ratio is the median of one per round.
+SMALL_ROUNDS = 5
+
+
 def plan(
-    sizes: Sequence[int], latency: float, modes: Sequence[str], checkpoints_runs: Sequence[bool]
-) -> list[Cycle]:
-    """Control and ours side by side at 0 ms, then ours at latency L in reverse order: the
-    native plugin's (gated) 50 ms cycle runs right after its 0 ms one, and the dynamic
-    provider's 0 ms and 50 ms cycles sit one cycle either side of those. Ratios compare
-    cycles close in time, so that the machine's speed, which drifts over a run, cancels."""
-    cycles = []
+    sizes: Sequence[int],
+    latency: float,
+    modes: Sequence[str],
+    checkpoints_runs: Sequence[bool],
+    rounds: int | None = None,
+) -> list[Group]:
+    """The groups of a run. The small N with checkpoints on holds every gated latency and
+    native / dynamic ratio: control and ours at 0 ms and ours at L, SMALL_ROUNDS rounds, each
+    preview and refresh twice (the faster counts: they are short, so one stall of the
+    machine is a large part of one). The
+    large N with checkpoints on takes a minute per up and destroy: one round, its previews
+    and refreshes three times. Checkpoints off: three rounds of each size. ``rounds``
+    overrides every group's rounds (reads then once)."""
+    small = sizes[0]
+    groups = []
     for checkpoints in checkpoints_runs:
         for n in sizes:
-            cycles += [Cycle(mode, n, 0.0, checkpoints) for mode in modes]
-            if latency > 0 and checkpoints and n == sizes[0]:
-                cycles += [Cycle(mode, n, latency, True) for mode in reversed(modes)
-                           if mode in OURS]  # fmt: skip
-    return cycles
-
-
-def repetitions(cycle: Cycle, small: int, chosen: int | None) -> tuple[int, int]:
-    """(rounds, preview and refresh runs per round) for ``cycle``: every phase is timed
-    three times and the fastest counts, except the up and destroy of the large N with
-    checkpoints on, which take a minute each (their noise is small beside that)."""
-    if chosen is not None:
-        return chosen, 1
-    if cycle.n == small or not cycle.checkpoints:
-        return 3, 1
-    return 1, 3
+            variants = [(mode, 0.0) for mode in modes]
+            if latency > 0 and checkpoints and n == small:
+                variants += [(mode, latency) for mode in modes if mode in OURS]
+            count, reads = (SMALL_ROUNDS, 2) if checkpoints and n == small else (3, 1)
+            if checkpoints and n != small:
+                count, reads = 1, 3
+            if rounds is not None:
+                count, reads = rounds, 1
+            groups.append(Group(n, checkpoints, tuple(variants), count, reads))
+    return groups
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -918,9 +1056,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="the slow run's latency, s")
     parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="runs of each cycle (the fastest counts); default 3, except "
-                             "the large N with checkpoints on: 1, with preview and refresh "
-                             "3 times")  # fmt: skip
+                        help="rounds of every group (each ratio is the median of one per "
+                             "round); default: 5 for the small N with checkpoints on, 1 with "
+                             "previews and refreshes 3 times for the large N, else 3")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
@@ -965,9 +1103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = []
     checkpoints_runs = {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpoints]
-    for cycle in plan(sorted(set(sizes)), args.latency, modes, checkpoints_runs):
-        repeats, reads = repetitions(cycle, small, args.repeats)
-        results.append(bench.run_cycle(cycle, repeats, log, reads))
+    for group in plan(sorted(set(sizes)), args.latency, modes, checkpoints_runs, args.repeats):
+        results.extend(bench.run_group(group, log))
 
     if args.results:
         args.results.parent.mkdir(parents=True, exist_ok=True)

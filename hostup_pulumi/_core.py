@@ -11,6 +11,7 @@ retry and how long to wait (``_retry``), and when a request may go (``_pacing``)
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Generator
@@ -79,6 +80,8 @@ class Core:
         self._clock = clock
         self._now = now
         self._admission = Admission()
+        # Each VPS's last probe answer of available: true, and when (see reuse_within).
+        self._available: dict[str, tuple[float, AgentAvailability]] = {}
 
     def __repr__(self) -> str:
         return f"Core({self.settings!r})"
@@ -202,7 +205,13 @@ class Core:
         self, vps_id: str, timeout: float | None = None
     ) -> Flow[AgentAvailability]:
         """Whether command execution is available on ``vps_id``."""
-        return self.call(endpoints.get_agent_availability(vps_id, timeout), AgentAvailability)
+        op = endpoints.get_agent_availability(vps_id, timeout)
+        availability = yield from self.call(op, AgentAvailability)
+        if availability.available:
+            self._available[vps_id] = (self._clock(), availability)
+        else:
+            self._available.pop(vps_id, None)
+        return availability
 
     def get_agent_exec_output(
         self, vps_id: str, pid: int, timeout: float | None = None
@@ -299,12 +308,17 @@ class Core:
         return (yield from self._poll_until(poll, done, expired, timeout, self._available_poll))
 
     def require_agent_available(
-        self, vps_id: str, wait_timeout: float | None
+        self, vps_id: str, wait_timeout: float | None, reuse_within: float | None = None
     ) -> Flow[AgentAvailability]:
         """Probe once; when unavailable and ``wait_timeout`` is given, wait for it. Raise
-        AgentUnavailableError (the precondition's one error) when it is still unavailable."""
+        AgentUnavailableError (the precondition's one error) when it is still unavailable.
+        With ``reuse_within`` (s), an ``available: true`` answer this client got that recently
+        stands for the probe and no request is made."""
         if wait_timeout is not None:
             validate_seconds(wait_timeout)  # before any request
+        at, known = self._available.get(vps_id, (-math.inf, None))
+        if known is not None and reuse_within is not None and self._clock() - at <= reuse_within:
+            return known
         availability = yield from self.get_agent_availability(vps_id)
         if not availability.available and wait_timeout is not None:
             try:

@@ -133,11 +133,17 @@ class HostupClient(ClientBase):
         return self._run(self._core.wait_for_agent_available(vps_id, timeout))
 
     def require_agent_available(
-        self, vps_id: str, *, wait_timeout: float | None = None
+        self,
+        vps_id: str,
+        *,
+        wait_timeout: float | None = None,
+        reuse_within: float | None = None,
     ) -> AgentAvailability:
         """Return the availability if commands can run on ``vps_id``, else raise
-        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
-        return self._run(self._core.require_agent_available(vps_id, wait_timeout))
+        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first. With
+        ``reuse_within`` (s), an ``available: true`` answer this client got that recently
+        stands for the probe (no request)."""
+        return self._run(self._core.require_agent_available(vps_id, wait_timeout, reuse_within))
 
     def list_vps(
         self,
@@ -312,11 +318,18 @@ class AsyncHostupClient(ClientBase):
         return await self._run(self._core.wait_for_agent_available(vps_id, timeout))
 
     async def require_agent_available(
-        self, vps_id: str, *, wait_timeout: float | None = None
+        self,
+        vps_id: str,
+        *,
+        wait_timeout: float | None = None,
+        reuse_within: float | None = None,
     ) -> AgentAvailability:
         """Return the availability if commands can run on ``vps_id``, else raise
-        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first."""
-        return await self._run(self._core.require_agent_available(vps_id, wait_timeout))
+        AgentUnavailableError; with ``wait_timeout`` (s), wait for it first. With
+        ``reuse_within`` (s), an ``available: true`` answer this client got that recently
+        stands for the probe (no request)."""
+        flow = self._core.require_agent_available(vps_id, wait_timeout, reuse_within)
+        return await self._run(flow)
 
     async def list_vps(
         self,

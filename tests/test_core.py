@@ -21,6 +21,7 @@ import pytest
 from helpers import Answer, FakeClock, FlowDriver
 
 from hostup_pulumi import (
+    AgentUnavailableError,
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -1112,6 +1113,29 @@ def test_wait_for_available_polls_until_available() -> None:
     assert probe.available is True
     assert len(driver.requests) == 3
     assert all("pid" not in r.url.params for r in driver.requests)
+
+
+def test_a_recent_available_answer_stands_for_the_probe_before_a_start() -> None:
+    # The native plugin's creates pass reuse_within: a deploy that probed each VPS up front
+    # (its availability calls) is not asked again per command, for as long as the window.
+    clock = FakeClock(1000.0)
+    core = make_core(clock=clock)
+    unavailable = resp(200, {"available": False, "reason": "VM is not running", "vmRunning": False})
+    driver = driver_for(core, [resp(200, OK_PROBE), resp(200, OK_PROBE), unavailable, unavailable])
+    driver.run(core.get_agent_availability(VID))
+    clock.t += 59.0
+    assert driver.run(core.require_agent_available(VID, None, reuse_within=60)).available
+    assert len(driver.requests) == 1  # reused
+    assert driver.run(core.require_agent_available(VID, None)).available
+    assert len(driver.requests) == 2  # not asked to reuse: probes
+    clock.t += 61.0
+    with pytest.raises(AgentUnavailableError):
+        driver.run(core.require_agent_available(VID, None, reuse_within=60))
+    assert len(driver.requests) == 3  # too old: probed, and the new answer counts
+    # An unavailable answer is never reused, and it drops the older available one.
+    with pytest.raises(AgentUnavailableError):
+        driver.run(core.require_agent_available(VID, None, reuse_within=60))
+    assert len(driver.requests) == 4
 
 
 def test_wait_for_available_deadline_names_the_last_reason() -> None:

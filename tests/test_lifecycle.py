@@ -461,6 +461,31 @@ def test_the_plugin_probes_a_list_in_one_invoke(native: Native, sim: HostupSimul
     assert sim.count("probe") == 3
 
 
+def test_the_plugin_starts_without_a_second_probe_after_the_programs_own(
+    native: Native, sim: HostupSimulator
+) -> None:
+    # A program that exports (or gates on) availability probed each VPS up front; the
+    # plugin's create of a command on it starts at once, with no probe of its own.
+    native.run(native.provider.invoke(exp.InvokeRequest(
+        "hostup:index:getVpsAgentAvailabilities", pv({"vps_ids": [WEB]})
+    )))  # fmt: skip
+    start(native)
+    start(native)
+    assert [r.route for r in sim.requests] == ["probe", "exec_start", "exec_start"]
+
+
+def test_a_create_probes_again_when_the_last_answer_was_unavailable(
+    native: Native, sim: HostupSimulator
+) -> None:
+    sim.set_agent(WEB, available=False, reason="agent not responding")
+    native.run(native.provider.invoke(exp.InvokeRequest(
+        "hostup:index:getVpsAgentAvailability", pv({"vps_id": WEB})
+    )))  # fmt: skip
+    sim.set_agent(WEB, available=True)
+    start(native)
+    assert [r.route for r in sim.requests] == ["probe", "probe", "exec_start"]
+
+
 @pytest.mark.parametrize(
     ("vps_ids", "reason"),
     [

@@ -12,7 +12,15 @@ from ..client import AsyncHostupClient
 from ..errors import AgentUnavailableError, NotFoundError, ValidationError
 from ._rules import Created, Diff, Input, Props, Refreshed, Report, ResourceRules, changed, parse_id
 
-__all__ = ["AGENT_COMMAND"]
+__all__ = ["AGENT_COMMAND", "PROBE_REUSE_SECONDS"]
+
+#: How old an ``available: true`` answer may be and still stand for the probe before a start.
+#: The native plugin serves a deploy's availability calls and its creates with one client, so a
+#: program that exports or gates on availability (probing every VPS once, up front) is not
+#: asked again per command; the start's own problem document still reports a change since.
+#: The dynamic providers' creates run in another process than the program's probes and
+#: always probe.
+PROBE_REUSE_SECONDS = 60.0
 
 
 def _validate_triggers(value: Any) -> list[Any]:
@@ -41,11 +49,12 @@ class _AgentCommand(ResourceRules):
         return super().diff(olds, news)
 
     async def create(self, client: AsyncHostupClient, inputs: Props, report: Report) -> Created:
-        """Probe availability (the API asks for it), then start the command, once."""
+        """Probe availability (the API asks for it), then start the command, once. A probe
+        this client made in the last PROBE_REUSE_SECONDS that said available stands for it."""
         vps_id = validate_vps_id(inputs["vps_id"])
         command = validate_command(inputs["command"])
         try:
-            await client.require_agent_available(vps_id)
+            await client.require_agent_available(vps_id, reuse_within=PROBE_REUSE_SECONDS)
         except AgentUnavailableError as exc:
             # Here the way to wait is a gate on the precondition, not an argument of this call.
             hint = advisor.agent_wait(client.settings.where, starting=True)
