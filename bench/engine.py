@@ -552,11 +552,10 @@ def allowed_requests(phase: str, n: int, mode: str) -> dict[str, int]:
         return {}
     if phase == "up":
         # The program's probe, the probe before the start (the API asks for it), one start
-        # and the polls of a command that exits at once. The plugin serves the program's
-        # probe and the create with one client, and a fresh available answer stands for the
-        # create's probe (PROBE_REUSE_SECONDS); the dynamic creates run in another process.
-        probes = n if mode == "native" else 2 * n
-        return {"probe": probes, "exec_start": n, "exec_output": POLLS_PER_COMMAND * n}
+        # and the polls of a command that exits at once. The plugin's creates reuse the
+        # program's fresh answers (PROBE_REUSE_SECONDS), so native usually makes N probes,
+        # but a create that comes before its VPS's answer still probes: 2N is the bound.
+        return {"probe": 2 * n, "exec_start": n, "exec_output": POLLS_PER_COMMAND * n}
     if phase == "refresh":
         return {"exec_output": n}  # one read per result; a command's refresh reads nothing
     if phase == "preview":
