@@ -23,7 +23,8 @@ the peak RSS (the kernel's VmHWM) and CPU seconds of the processes involved, sam
 program, the language host, the CLI and the simulator.
 
 The stacks compared by a ratio run in one :class:`Group`, their phases interleaved round by
-round; a ratio is the median of its rounds' ratios, and the table shows its spread. Each
+round; a ratio is the median of its pairs' ratios (two runs side by side: the same round
+and read), and the table shows their spread. Each
 latency row is gated as the time at L over its floor (:func:`floor_seconds`): the time at
 0 ms of the same round plus the waits that HostUp's round trips force through the engine's
 slots.
@@ -359,9 +360,15 @@ class CycleResult:
     def first(self, phase: str) -> Phase | None:
         return next((run[phase] for run in self.runs if phase in run), None)
 
-    def round_seconds(self, phase: str) -> list[float | None]:
-        """Each round's time of ``phase`` (the rounds of one group ran interleaved)."""
-        return [run[phase].seconds if phase in run else None for run in self.runs]
+    def samples(self, phase: str) -> list[float | None]:
+        """Each run of ``phase``, round by round and read by read (the rounds of one group ran
+        interleaved, so the same position on two variants ran side by side)."""
+        out: list[float | None] = []
+        for run in self.runs:
+            reads = sorted((key for key in run if key.startswith(phase + "#")),
+                           key=lambda key: int(key.partition("#")[2]))  # fmt: skip
+            out += [run[key].seconds for key in reads] if reads else [None]
+        return out
 
 
 @dataclass(frozen=True)
@@ -478,6 +485,10 @@ class EngineBench:
                 ) -> None:
                     for k in _order:
                         got = self.phase(stacks[k], sims[cycles[k].latency], *args)
+                        # Each read is also kept on its own ("preview#1"): a ratio pairs the
+                        # reads that ran side by side.
+                        done = sum(key.startswith(f"{name}#") for key in _runs[k])
+                        _runs[k][f"{name}#{done}"] = got
                         _runs[k][name] = _faster(_runs[k].get(name), got)
 
                 each("up", "up", "--yes", "--skip-preview")
@@ -598,14 +609,14 @@ class Results:
         found = self.get(mode, n, latency, checkpoints)
         return None if found is None else found.seconds(phase)
 
-    def rounds(self, cycle: Cycle, phase: str) -> list[float | None]:
+    def samples(self, cycle: Cycle, phase: str) -> list[float | None]:
         found = self.get(cycle.mode, cycle.n, cycle.latency, cycle.checkpoints)
-        return [] if found is None else found.round_seconds(phase)
+        return [] if found is None else found.samples(phase)
 
 
 @dataclass(frozen=True)
 class Paired:
-    """A ratio measured once per round, each time between runs made in the same round."""
+    """A ratio measured once per pair of runs made side by side (the same round and read)."""
 
     values: tuple[float, ...]
 
@@ -617,16 +628,16 @@ class Paired:
         if not self.values:
             return ""
         if len(self.values) == 1:
-            return "1 round"
-        return f"{len(self.values)} rounds {min(self.values):.2f}-{max(self.values):.2f}"
+            return "1 pair"
+        return f"{len(self.values)} pairs {min(self.values):.2f}-{max(self.values):.2f}"
 
 
 def paired(results: Results, top: Cycle, bottom: Cycle, phase: str, add: float = 0.0) -> Paired:
-    """Round by round: ``top``'s time over (``bottom``'s time + ``add``); rounds either side
-    lacks are left out (both sides of one group have the same rounds)."""
+    """Pair by pair (round by round, read by read): ``top``'s time over (``bottom``'s time +
+    ``add``); pairs either side lacks are left out (both sides of one group ran alike)."""
     values = tuple(
         a / (b + add)
-        for a, b in zip(results.rounds(top, phase), results.rounds(bottom, phase), strict=False)
+        for a, b in zip(results.samples(top, phase), results.samples(bottom, phase), strict=False)
         if a is not None and b is not None and b + add > 0
     )
     return Paired(values)
@@ -1013,7 +1024,7 @@ def to_json(result: CycleResult) -> dict[str, Any]:
     }
 
 
-#: Rounds of the small N's groups: each gated ratio is the median of one per round.
+#: Rounds of the small N's groups.
 SMALL_ROUNDS = 5
 
 
@@ -1025,12 +1036,12 @@ def plan(
     rounds: int | None = None,
 ) -> list[Group]:
     """The groups of a run. The small N with checkpoints on holds every gated latency and
-    native / dynamic ratio: control and ours at 0 ms and ours at L, SMALL_ROUNDS rounds, each
-    preview and refresh twice (the faster counts: they are short, so one stall of the
-    machine is a large part of one). The
-    large N with checkpoints on takes a minute per up and destroy: one round, its previews
-    and refreshes three times. Checkpoints off: three rounds of each size. ``rounds``
-    overrides every group's rounds (reads then once)."""
+    native / dynamic ratio: control and ours at 0 ms and ours at L. Each group's previews and
+    refreshes run more than once a round (they are short, so one stall of the machine is a
+    large part of one), and each read is paired with the reads beside it: a ratio is the
+    median of its pairs. The large N with checkpoints on takes a minute per up and destroy:
+    one round, three reads. Otherwise SMALL_ROUNDS rounds of the small N, three of the large,
+    two reads. ``rounds`` overrides every group's rounds (reads then once)."""
     small = sizes[0]
     groups = []
     for checkpoints in checkpoints_runs:
@@ -1038,7 +1049,7 @@ def plan(
             variants = [(mode, 0.0) for mode in modes]
             if latency > 0 and checkpoints and n == small:
                 variants += [(mode, latency) for mode in modes if mode in OURS]
-            count, reads = (SMALL_ROUNDS, 2) if checkpoints and n == small else (3, 1)
+            count, reads = (SMALL_ROUNDS, 2) if n == small else (3, 2)
             if checkpoints and n != small:
                 count, reads = 1, 3
             if rounds is not None:
