@@ -480,10 +480,13 @@ class EngineBench:
                 def each(
                     name: str,
                     *args: str,
+                    shift: int = 0,
                     _order: list[int] = order,
                     _runs: list[dict[str, Phase]] = runs,
                 ) -> None:
-                    for k in _order:
+                    # Reads rotate too: a one-round group must not always run its variants
+                    # in one order (the same one always after the same one).
+                    for k in _order[shift % len(_order) :] + _order[: shift % len(_order)]:
                         got = self.phase(stacks[k], sims[cycles[k].latency], *args)
                         # Each read is also kept on its own ("preview#1"): a ratio pairs the
                         # reads that ran side by side.
@@ -494,16 +497,16 @@ class EngineBench:
                 each("up", "up", "--yes", "--skip-preview")
                 for k, cycle in enumerate(cycles):
                     expect(runs[k]["up"], "created", 2 * cycle.n, f"{cycle.describe()}: up")
-                for _ in range(group.reads):
-                    each("preview", "preview")
+                for read in range(group.reads):
+                    each("preview", "preview", shift=read)
                 for k, cycle in enumerate(cycles):
                     changes = {key: v for key, v in runs[k]["preview"].summary.items()
                                if key.startswith("to ")}  # fmt: skip
                     if changes:
                         raise BenchError(f"{cycle.describe()}: preview after up is not a "
                                          f"no-change one: {changes}")  # fmt: skip
-                for _ in range(group.reads):
-                    each("refresh", "refresh", "--yes", "--skip-preview")
+                for read in range(group.reads):
+                    each("refresh", "refresh", "--yes", "--skip-preview", shift=read)
                 each("destroy", "destroy", "--yes", "--skip-preview")
                 for k, cycle in enumerate(cycles):
                     expect(runs[k]["destroy"], "deleted", 2 * cycle.n,
