@@ -352,11 +352,6 @@ class CycleResult:
         times = [run[phase].seconds for run in self.runs if phase in run]
         return min(times) if times else None
 
-    def fastest(self, phase: str) -> Phase | None:
-        """The fastest repetition's run of ``phase``."""
-        runs = [run[phase] for run in self.runs if phase in run]
-        return min(runs, key=lambda p: p.seconds) if runs else None
-
     def first(self, phase: str) -> Phase | None:
         return next((run[phase] for run in self.runs if phase in run), None)
 
@@ -605,12 +600,6 @@ class Results:
     def get(self, mode: str, n: int, latency: float, checkpoints: bool) -> CycleResult | None:
         found = self.by_cycle.get(Cycle(mode, n, latency, checkpoints))
         return found if found is not None and found.error is None and found.runs else None
-
-    def seconds(
-        self, mode: str, n: int, latency: float, checkpoints: bool, phase: str
-    ) -> float | None:
-        found = self.get(mode, n, latency, checkpoints)
-        return None if found is None else found.seconds(phase)
 
     def samples(self, cycle: Cycle, phase: str) -> list[float | None]:
         found = self.get(cycle.mode, cycle.n, cycle.latency, cycle.checkpoints)

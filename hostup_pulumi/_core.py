@@ -11,7 +11,6 @@ retry and how long to wait (``_retry``), and when a request may go (``_pacing``)
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Generator
@@ -316,9 +315,13 @@ class Core:
         stands for the probe and no request is made."""
         if wait_timeout is not None:
             validate_seconds(wait_timeout)  # before any request
-        at, known = self._available.get(vps_id, (-math.inf, None))
-        if known is not None and reuse_within is not None and self._clock() - at <= reuse_within:
-            return known
+        known = self._available.get(vps_id)
+        if (
+            known is not None
+            and reuse_within is not None
+            and self._clock() - known[0] <= reuse_within
+        ):
+            return known[1]
         availability = yield from self.get_agent_availability(vps_id)
         if not availability.available and wait_timeout is not None:
             try:
