@@ -1018,6 +1018,10 @@ def to_json(result: CycleResult) -> dict[str, Any]:
 
 #: Rounds of the small N's groups.
 SMALL_ROUNDS = 5
+#: Reads (previews, refreshes) of the large N with checkpoints on: one round only (its up and
+#: destroy take a minute each), so its preview ÷ control ratios, gated at 1.3 with pairs that
+#: spread from 1.07 to 1.37, need five pairs for a median, not three.
+LARGE_CHECKPOINTED_READS = 5
 
 
 def plan(
@@ -1032,8 +1036,8 @@ def plan(
     refreshes run more than once a round (they are short, so one stall of the machine is a
     large part of one), and each read is paired with the reads beside it: a ratio is the
     median of its pairs. The large N with checkpoints on takes a minute per up and destroy:
-    one round, three reads. Otherwise SMALL_ROUNDS rounds of the small N, three of the large,
-    two reads. ``rounds`` overrides every group's rounds (reads then once)."""
+    one round, LARGE_CHECKPOINTED_READS reads. Otherwise SMALL_ROUNDS rounds of the small N,
+    three of the large, two reads. ``rounds`` overrides every group's rounds (reads then once)."""
     small = sizes[0]
     groups = []
     for checkpoints in checkpoints_runs:
@@ -1043,7 +1047,7 @@ def plan(
                 variants += [(mode, latency) for mode in modes if mode in OURS]
             count, reads = (SMALL_ROUNDS, 2) if n == small else (3, 2)
             if checkpoints and n != small:
-                count, reads = 1, 3
+                count, reads = 1, LARGE_CHECKPOINTED_READS
             if rounds is not None:
                 count, reads = rounds, 1
             groups.append(Group(n, checkpoints, tuple(variants), count, reads))
@@ -1059,8 +1063,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
     parser.add_argument("--repeats", type=int, default=None,
                         help="rounds of every group (each ratio is the median of one per "
-                             "round); default: 5 for the small N with checkpoints on, 1 with "
-                             "previews and refreshes 3 times for the large N, else 3")  # fmt: skip
+                             "round); default: 5 for the small N, 1 with previews and "
+                             "refreshes 5 times for the large N with checkpoints on, "
+                             "else 3")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
