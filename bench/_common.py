@@ -19,6 +19,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -193,6 +194,24 @@ def python_project(name: str, description: str, venv: Path) -> str:
 
 
 # --- targets and the machine-readable last line ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A ratio measured once per pair of runs made side by side (the same round and read)."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    def spread(self) -> str:
+        if not self.values:
+            return ""
+        if len(self.values) == 1:
+            return "1 pair"
+        return f"{len(self.values)} pairs {min(self.values):.2f}-{max(self.values):.2f}"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,6 @@ import math
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    Paired,
     ProcessSampler,
     ProcessUsage,
     SimulatorProcess,
@@ -604,24 +604,6 @@ class Results:
     def samples(self, cycle: Cycle, phase: str) -> list[float | None]:
         found = self.get(cycle.mode, cycle.n, cycle.latency, cycle.checkpoints)
         return [] if found is None else found.samples(phase)
-
-
-@dataclass(frozen=True)
-class Paired:
-    """A ratio measured once per pair of runs made side by side (the same round and read)."""
-
-    values: tuple[float, ...]
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
-
-    def spread(self) -> str:
-        if not self.values:
-            return ""
-        if len(self.values) == 1:
-            return "1 pair"
-        return f"{len(self.values)} pairs {min(self.values):.2f}-{max(self.values):.2f}"
 
 
 def paired(results: Results, top: Cycle, bottom: Cycle, phase: str, add: float = 0.0) -> Paired:

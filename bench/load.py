@@ -107,7 +107,7 @@ class _RetryCounter(logging.Handler):
 
 async def check_all(
     info: dict[str, Any], concurrency: int, max_retries: int
-) -> tuple[int, list[str], list[float], float, float]:
+) -> tuple[int, list[str], float, list[float], float]:
     """Run every check at once; return (successes, failures, RSS before and at each quarter,
     seconds)."""
     ids: list[str] = info["ids"]
