@@ -28,9 +28,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 STARTUP_TIMEOUT = 30.0
 
@@ -183,6 +185,14 @@ def simulator(args: Sequence[str]) -> SimulatorProcess:
     child = SimulatorProcess(args)
     _children.append(child)
     return child
+
+
+def rotated(items: Iterable[T], by: int) -> list[T]:
+    """``items`` starting ``by`` places later (wrapping round): the order of round ``by``, so
+    that no variant always runs right after the same one."""
+    seq = list(items)
+    shift = by % len(seq) if seq else 0
+    return seq[shift:] + seq[:shift]
 
 
 def python_project(name: str, description: str, venv: Path) -> str:

@@ -67,6 +67,7 @@ from _common import (
     format_value,
     kill_descendants,
     python_project,
+    rotated,
     simulator,
     target_line,
     target_table,
@@ -469,19 +470,18 @@ class EngineBench:
                                          f"VPSes, not {group.n}")  # fmt: skip
                 stacks.append(self.stack(cycle, sims[cycle.latency], ids[cycle.latency]))
             for r in range(group.rounds):
-                order = [(k + r) % len(cycles) for k in range(len(cycles))]
                 runs: list[dict[str, Phase]] = [{} for _ in cycles]
 
                 def each(
                     name: str,
                     *args: str,
                     shift: int = 0,
-                    _order: list[int] = order,
+                    _r: int = r,
                     _runs: list[dict[str, Phase]] = runs,
                 ) -> None:
                     # Reads rotate too: a one-round group must not always run its variants
                     # in one order (the same one always after the same one).
-                    for k in _order[shift % len(_order) :] + _order[: shift % len(_order)]:
+                    for k in rotated(range(len(cycles)), _r + shift):
                         got = self.phase(stacks[k], sims[cycles[k].latency], *args)
                         # Each read is also kept on its own ("preview#1"): a ratio pairs the
                         # reads that ran side by side.

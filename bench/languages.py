@@ -48,6 +48,7 @@ from _common import (
     Target,
     kill_descendants,
     python_project,
+    rotated,
     simulator,
     target_line,
     target_table,
@@ -214,8 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Round 0 is untimed: plugin, SDK and runtime caches warm for every variant.
         for round_no in range(args.repeats + 1):
             # Rotated each round: no language always runs right after the same one.
-            shift = round_no % len(LANGUAGES)
-            for language in LANGUAGES[shift:] + LANGUAGES[:shift]:
+            for language in rotated(LANGUAGES, round_no):
                 seconds = variants[language].up()
                 variants[language].destroy()
                 if round_no > 0:
