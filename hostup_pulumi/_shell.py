@@ -17,6 +17,7 @@ import httpx
 from ._core import Core
 from ._pacing import PollSchedule
 from ._retry import RetryPolicy
+from .errors import ValidationError
 from .settings import Settings
 
 __all__ = ["ClientBase", "completed"]
@@ -69,6 +70,17 @@ class ClientBase:
                 max_retries=max_retries,
             )
         self._core = Core(settings, retry=retry, poll=poll, clock=clock or time.monotonic)
+
+    def _concurrency(self, max_concurrency: int | None) -> int:
+        """``max_concurrency`` checked, or the settings' value when None."""
+        if max_concurrency is None:
+            return self._core.settings.max_concurrency
+        ok = isinstance(max_concurrency, int) and not isinstance(max_concurrency, bool)
+        if not ok or max_concurrency < 1:
+            raise ValidationError(
+                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
+            )
+        return max_concurrency
 
     @property
     def settings(self) -> Settings:

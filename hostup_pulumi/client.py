@@ -7,6 +7,7 @@ what a response means, whether to retry and when) is made by the shared core.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
@@ -19,7 +20,6 @@ from ._pools import AsyncPools
 from ._retry import RetryPolicy
 from ._shell import ClientBase, completed
 from ._steps import Flow, Send, Sleep
-from .errors import ValidationError
 from .models import AgentAvailability, AgentExecOutput, AgentExecStarted, Vps
 from .settings import Settings
 
@@ -39,6 +39,10 @@ class HostupClient(ClientBase):
     the read timeout in seconds (connect: 5 s); ``max_retries`` applies to safe retries only.
     Use as a context manager, or call :meth:`close`.
 
+    Threads may share one client: ``max_concurrency`` (default 16, or
+    ``settings.max_concurrency``) bounds its requests in flight and pooled connections, and
+    a 429 seen by any call slows every call, as for :class:`AsyncHostupClient`.
+
     Tuning, and seams for tests: ``retry`` (a :class:`RetryPolicy`: its ``max_retries`` wins
     over ``max_retries``), ``poll`` (one :class:`PollSchedule` for both waits, instead of
     their defaults), ``clock`` (a monotonic clock for deadlines) and ``sleep`` (called for
@@ -55,6 +59,7 @@ class HostupClient(ClientBase):
         max_retries: int | None = None,
         settings: Settings | None = None,
         transport: httpx.BaseTransport | None = None,
+        max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         poll: PollSchedule | None = None,
         clock: Callable[[], float] | None = None,
@@ -63,17 +68,34 @@ class HostupClient(ClientBase):
         super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings,
                          retry, poll, clock)  # fmt: skip
         self._sleep = sleep or time.sleep
-        self._http = httpx.Client(transport=transport, timeout=self._core.timeout())
+        self.max_concurrency = max_concurrency = self._concurrency(max_concurrency)
+        limits = httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+        )
+        self._http = httpx.Client(transport=transport, timeout=self._core.timeout(), limits=limits)
+        self._slots = threading.BoundedSemaphore(max_concurrency)
 
     def _run(self, flow: Flow[T]) -> T:
-        """Carry out a core flow: send what it asks, sleep when it says."""
+        """Carry out a core flow: send what it asks, sleep when it says.
+
+        Held like the async client's slots (see :meth:`AsyncHostupClient._run`): a slot from
+        the first step until the answer is back, through admission waits, so that threads
+        sharing this client keep to ``max_concurrency`` requests in flight.
+        """
         outcome: Any = None
+        holding = False
         try:
             while True:
+                if not holding:
+                    self._slots.acquire()
+                    holding = True
                 step = flow.send(outcome)
+                outcome = None
                 if isinstance(step, Sleep):
+                    if not step.admission:
+                        self._slots.release()
+                        holding = False
                     self._sleep(step.seconds)
-                    outcome = None
                     continue
                 try:
                     outcome = self._send(step)
@@ -83,6 +105,8 @@ class HostupClient(ClientBase):
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
         finally:
+            if holding:
+                self._slots.release()
             flow.close()
 
     def _send(self, step: Send) -> httpx.Response:
@@ -213,17 +237,7 @@ class AsyncHostupClient(ClientBase):
         super().__init__(api_key, base_url, session_cookie, timeout, max_retries, settings,
                          retry, poll, clock)  # fmt: skip
         self._sleep = sleep or asyncio.sleep
-        if max_concurrency is None:
-            max_concurrency = self._core.settings.max_concurrency
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or (max_concurrency < 1)
-        ):
-            raise ValidationError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = max_concurrency = self._concurrency(max_concurrency)
         timeouts = self._core.timeout()
         self._pools = AsyncPools(
             max_concurrency,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pulumi
@@ -25,8 +26,9 @@ from pulumi_hostup import GetVpsAgentAvailabilityResult, RequireAgentAvailableRe
 
 from . import native
 from ._validation import validate_vps_ids
-from .client import AsyncHostupClient, HostupClient
+from .client import HostupClient
 from .errors import AgentUnavailableError, HostupError, ValidationError
+from .models import AgentAvailability
 from .native import availability_result
 from .settings import CONFIG_KEYS, Settings
 
@@ -54,6 +56,7 @@ class AgentPreconditionError(AgentUnavailableError, pulumi.RunError):
 
 
 E = TypeVar("E", bound=HostupError)
+T = TypeVar("T")
 # For each error class, its twin that is also a pulumi.RunError (built on first use).
 _RUN_ERRORS: dict[type[HostupError], type[HostupError]] = {
     AgentUnavailableError: AgentPreconditionError
@@ -117,18 +120,21 @@ def program_client() -> HostupClient:
     return HostupClient(settings=settings)
 
 
-# One async client per event loop (Pulumi runs one) and settings, so that every _output call
-# in a program shares its connection pool, concurrency limit and rate-limit backoff, while a
-# later program in the same process (unit tests under mocks) with other config gets its own.
-_shared_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[Settings, AsyncHostupClient]
-] = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
-
-
-# The plain (sync) functions likewise share one client per settings: building a client
-# costs tens of milliseconds (TLS setup), which a program checking many VPSes would repeat.
+# One client per settings, shared by every call in the program process: building one costs
+# tens of milliseconds (TLS setup), and sharing keeps the calls to one connection pool, one
+# concurrency limit and one rate-limit backoff, while a later program in the same process
+# (unit tests under mocks) with other config gets its own.
 _shared_sync_clients: dict[Settings, HostupClient] = {}
+# The _output forms run that client on threads of their own, not on the event loop: the
+# Pulumi SDK's loop also carries every resource registration, and a preview with 400 probes
+# took less program CPU and time that way (docs/performance.md, "dynamic preview N=400").
+# Not the SDK's default executor either, which carries the registrations' gRPC calls. Probes
+# get max_concurrency threads (the client's own limit); waits, which mostly sleep, a pool
+# of their own so that they cannot hold up the probes.
+_probe_threads: dict[Settings, ThreadPoolExecutor] = {}
+_wait_threads: dict[Settings, ThreadPoolExecutor] = {}
+_WAIT_THREADS = 64
 
 
 def _shared_client() -> HostupClient:
@@ -140,15 +146,30 @@ def _shared_client() -> HostupClient:
         return client
 
 
-def _shared_async_client() -> AsyncHostupClient:
-    loop = asyncio.get_running_loop()
-    settings = program_settings()
+def _threads(settings: Settings, *, waits: bool) -> ThreadPoolExecutor:
+    pools, size = (_wait_threads, _WAIT_THREADS) if waits else (
+        _probe_threads, settings.max_concurrency
+    )  # fmt: skip
     with _shared_lock:
-        clients = _shared_clients.setdefault(loop, {})
-        client = clients.get(settings)
-        if client is None:
-            client = clients[settings] = AsyncHostupClient(settings=settings)
-        return client
+        pool = pools.get(settings)
+        if pool is None:
+            pool = pools[settings] = ThreadPoolExecutor(size, thread_name_prefix="hostup")
+        return pool
+
+
+def _probe(vps_id: str) -> Callable[[HostupClient], AgentAvailability]:
+    return lambda client: client.get_agent_availability(vps_id)
+
+
+async def _in_thread(call: Callable[[HostupClient], T], *, waits: bool = False) -> T:
+    """``call(shared client)`` on a thread of the probe (or wait) pool; its HostupError
+    raised as a ``program_error``."""
+    client = _shared_client()
+    pool = _threads(client.settings, waits=waits)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, call, client)
+    except HostupError as exc:
+        raise program_error(exc) from None
 
 
 def get_vps_agent_availability(
@@ -173,15 +194,12 @@ def get_vps_agent_availability_output(
 ) -> pulumi.Output[GetVpsAgentAvailabilityResult]:
     """The ``Output`` form of :func:`get_vps_agent_availability`: takes an ``Input`` id, is
     unknown during preview while the id is unknown, and overlaps with other calls (they share
-    one async client and its concurrency limit)."""
+    one client and its concurrency limit, on threads of their own)."""
     if _hostup_provider(opts, "get_vps_agent_availability_output"):
         return native.get_vps_agent_availability_output(vps_id, opts)
 
     async def probe(vps_id: str) -> GetVpsAgentAvailabilityResult:
-        try:
-            availability = await _shared_async_client().get_agent_availability(vps_id)
-        except HostupError as exc:
-            raise program_error(exc) from None
+        availability = await _in_thread(_probe(vps_id))
         return availability_result(GetVpsAgentAvailabilityResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(probe)
@@ -212,17 +230,16 @@ def get_vps_agent_availabilities_output(
     vps_ids: pulumi.Input[list[str]], opts: pulumi.InvokeOptions | None = None
 ) -> pulumi.Output[list[GetVpsAgentAvailabilityResult]]:
     """The ``Output`` form of :func:`get_vps_agent_availabilities`: the probes overlap (one
-    shared async client and its concurrency limit); the first failure fails the call."""
+    shared client and its concurrency limit); the first failure fails the call."""
     if _hostup_provider(opts, "get_vps_agent_availabilities_output"):
         return native.get_vps_agent_availabilities_output(vps_ids, opts)
 
     async def probe_all(vps_ids: list[str]) -> list[GetVpsAgentAvailabilityResult]:
         try:
             checked = validate_vps_ids(vps_ids)
-            client = _shared_async_client()
-            found = await asyncio.gather(*(client.get_agent_availability(v) for v in checked))
         except HostupError as exc:
             raise program_error(exc) from None
+        found = await asyncio.gather(*(_in_thread(_probe(v)) for v in checked))
         return [
             availability_result(GetVpsAgentAvailabilityResult, v, a)
             for v, a in zip(checked, found, strict=True)
@@ -268,11 +285,10 @@ def require_agent_available_output(
         return native.require_agent_available_output(vps_id, wait_timeout=wait_timeout, opts=opts)
 
     async def require(vps_id: str) -> RequireAgentAvailableResult:
-        client = _shared_async_client()
-        try:
-            availability = await client.require_agent_available(vps_id, wait_timeout=wait_timeout)
-        except HostupError as exc:
-            raise program_error(exc) from None
+        availability = await _in_thread(
+            lambda client: client.require_agent_available(vps_id, wait_timeout=wait_timeout),
+            waits=wait_timeout is not None,
+        )
         return availability_result(RequireAgentAvailableResult, vps_id, availability)
 
     return pulumi.Output.from_input(vps_id).apply(require)

@@ -213,17 +213,14 @@ class PulumiProgram:
 
 
 def _close_shared_clients() -> None:
-    """Close and forget the async clients that ``*_output`` functions keep per event loop."""
-    loop = _ensure_event_loop()
-    for _owner, entry in list(functions._shared_clients.items()):
-        clients = entry.values() if isinstance(entry, dict) else [entry]
-        for client in clients:
-            if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(client.close())
-    functions._shared_clients.clear()
+    """Close and forget the clients (and their threads) that the functions share."""
     for sync_client in functions._shared_sync_clients.values():
         sync_client.close()
     functions._shared_sync_clients.clear()
+    for pools in (functions._probe_threads, functions._wait_threads):
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+        pools.clear()
 
 
 def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

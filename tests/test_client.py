@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -801,10 +802,27 @@ def test_async_client_sending_one_at_a_time_keeps_one_connection(sim: HostupSimu
     assert sim.connections_opened == 1
 
 
+def test_threads_sharing_a_sync_client_keep_to_its_max_concurrency(sim: HostupSimulator) -> None:
+    ids = [sim.add_vps(name=f"n{i}") for i in range(12)]
+    sim.set_latency(0.05)
+
+    with (
+        HostupClient(sim.api_key, base_url=sim.base_url, max_concurrency=3) as client,
+        ThreadPoolExecutor(12) as threads,
+    ):
+        results = list(threads.map(client.get_agent_availability, ids))
+
+    assert [r.available for r in results] == [True] * 12
+    assert sim.count("probe") == 12
+    assert 1 < sim.connections_opened <= 3
+
+
+@pytest.mark.parametrize("cls", [HostupClient, AsyncHostupClient])
 @pytest.mark.parametrize("bad", [0, -1, True, 2.5])
-def test_async_client_refuses_a_bad_max_concurrency(bad: Any) -> None:
-    with pytest.raises(ValidationError, match="max_concurrency"):
-        AsyncHostupClient("k", max_concurrency=bad)
+def test_clients_refuse_a_bad_max_concurrency(cls: type[Any], bad: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        cls("k", max_concurrency=bad)
+    assert str(caught.value) == f"max_concurrency must be a positive integer, got {bad!r}"
 
 
 def test_client_without_credentials_says_how_to_set_them() -> None:

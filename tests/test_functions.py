@@ -359,6 +359,50 @@ def test_require_output_twin_waits_for_the_agent(
     assert observed.value.vps_id == vps
 
 
+def test_output_probes_overlap_within_the_configured_concurrency(
+    sim: HostupSimulator, set_stack_config: SetConfig, pulumi_program: PulumiProgram
+) -> None:
+    set_stack_config({**stack_config(sim), "hostup:maxConcurrency": "3"})
+    ids = [sim.add_vps(name=f"web-{i}") for i in range(12)]
+    sim.set_latency(0.05)
+
+    observed = pulumi_program.run(
+        lambda: pulumi.Output.all(*(hostup.get_vps_agent_availability_output(v) for v in ids))
+    )
+
+    assert [(r.vps_id, r.available) for r in observed.value] == [(v, True) for v in ids]
+    assert sorted(probe_paths(sim)) == sorted(f"/api/v2/vps/{v}/agent/exec" for v in ids)
+    # They overlapped (more than one connection), and never beyond hostup:maxConcurrency.
+    assert 1 < sim.connections_opened <= 3
+
+
+def test_a_gate_waiting_for_its_agent_does_not_hold_up_other_probes(
+    sim: HostupSimulator, set_stack_config: SetConfig, pulumi_program: PulumiProgram
+) -> None:
+    set_stack_config({**stack_config(sim), "hostup:maxConcurrency": "1"})
+    booting = sim.add_vps(name="db", agent_available=False, agent_reason="booting")
+    ids = [sim.add_vps(name=f"web-{i}") for i in range(3)]
+    timer = threading.Timer(1.5, lambda: sim.set_agent(booting, available=True))
+    timer.start()
+    try:
+        observed = pulumi_program.run(
+            lambda: pulumi.Output.all(
+                hostup.require_agent_available_output(booting, wait_timeout=10),
+                *(hostup.get_vps_agent_availability_output(v) for v in ids),
+            )
+        )
+    finally:
+        timer.cancel()
+
+    gate, *probes = observed.value
+    assert gate.available is True
+    assert [p.available for p in probes] == [True] * 3
+    # The other VPSes were probed while the gate was still polling, not after it passed.
+    paths = probe_paths(sim)
+    last_poll = len(paths) - 1 - paths[::-1].index(f"/api/v2/vps/{booting}/agent/exec")
+    assert all(paths.index(f"/api/v2/vps/{v}/agent/exec") < last_poll for v in ids)
+
+
 def test_require_output_twin_fails_at_the_wait_deadline(
     configured: HostupSimulator, pulumi_program: PulumiProgram
 ) -> None:
