@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pulumi
@@ -25,6 +24,7 @@ from pulumi.runtime.config import get_config
 from pulumi_hostup import GetVpsAgentAvailabilityResult, RequireAgentAvailableResult
 
 from . import native
+from ._threads import DaemonThreads
 from ._validation import validate_vps_ids
 from .client import HostupClient
 from .errors import AgentUnavailableError, HostupError, ValidationError
@@ -130,10 +130,10 @@ _shared_sync_clients: dict[Settings, HostupClient] = {}
 # Pulumi SDK's loop also carries every resource registration, and a preview with 400 probes
 # took less program CPU and time that way (docs/performance.md, "dynamic preview N=400").
 # Not the SDK's default executor either, which carries the registrations' gRPC calls. Probes
-# get max_concurrency threads (the client's own limit); waits, which mostly sleep, a pool
+# get max_concurrency threads (the client's own limit); waits, which mostly sleep, threads
 # of their own so that they cannot hold up the probes.
-_probe_threads: dict[Settings, ThreadPoolExecutor] = {}
-_wait_threads: dict[Settings, ThreadPoolExecutor] = {}
+_probe_threads: dict[Settings, DaemonThreads] = {}
+_wait_threads: dict[Settings, DaemonThreads] = {}
 _WAIT_THREADS = 64
 
 
@@ -146,14 +146,14 @@ def _shared_client() -> HostupClient:
         return client
 
 
-def _threads(settings: Settings, *, waits: bool) -> ThreadPoolExecutor:
-    pools, size = (_wait_threads, _WAIT_THREADS) if waits else (
-        _probe_threads, settings.max_concurrency
+def _threads(settings: Settings, *, waits: bool) -> DaemonThreads:
+    pools, size, name = (_wait_threads, _WAIT_THREADS, "hostup-wait") if waits else (
+        _probe_threads, settings.max_concurrency, "hostup-probe"
     )  # fmt: skip
     with _shared_lock:
         pool = pools.get(settings)
         if pool is None:
-            pool = pools[settings] = ThreadPoolExecutor(size, thread_name_prefix="hostup")
+            pool = pools[settings] = DaemonThreads(size, name)
         return pool
 
 
@@ -167,7 +167,7 @@ async def _in_thread(call: Callable[[HostupClient], T], *, waits: bool = False) 
     client = _shared_client()
     pool = _threads(client.settings, waits=waits)
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, call, client)
+        return await pool.run(lambda: call(client))
     except HostupError as exc:
         raise program_error(exc) from None
 

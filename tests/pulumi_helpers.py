@@ -219,7 +219,7 @@ def _close_shared_clients() -> None:
     functions._shared_sync_clients.clear()
     for pools in (functions._probe_threads, functions._wait_threads):
         for pool in pools.values():
-            pool.shutdown(wait=True)
+            pool.close()
         pools.clear()
 
 

@@ -3,6 +3,7 @@ run in a mocked Pulumi program against the offline simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pulumi_helpers import (
 
 import hostup_pulumi as hostup
 from hostup_pulumi import native
+from hostup_pulumi._threads import DaemonThreads
 from hostup_pulumi.testing import HostupSimulator
 
 # Fixtures: pulumi_program, set_stack_config, provider_process.
@@ -401,6 +403,26 @@ def test_a_gate_waiting_for_its_agent_does_not_hold_up_other_probes(
     paths = probe_paths(sim)
     last_poll = len(paths) - 1 - paths[::-1].index(f"/api/v2/vps/{booting}/agent/exec")
     assert all(paths.index(f"/api/v2/vps/{v}/agent/exec") < last_poll for v in ids)
+
+
+def test_probe_threads_outlive_a_program_whose_loop_closed_under_them() -> None:
+    # A program that fails leaves its calls running; when one ends after the loop has
+    # closed, its thread must stay able to serve the next program (tests run many).
+    threads = DaemonThreads(1, "hostup-test")
+    release = threading.Event()
+
+    async def abandons() -> None:
+        threads.run(release.wait)
+
+    async def asks() -> int:
+        return await threads.run(lambda: 42)
+
+    asyncio.run(abandons())
+    release.set()
+    try:
+        assert asyncio.run(asyncio.wait_for(asks(), 5)) == 42
+    finally:
+        threads.close()
 
 
 def test_require_output_twin_fails_at_the_wait_deadline(

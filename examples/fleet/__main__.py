@@ -1,6 +1,6 @@
 """Fleet: the availability of many VPSes in one program.
 
-The `_output` calls share one async client, so they run concurrently (up to
+The `_output` calls share one client, so they run concurrently (up to
 `hostup:maxConcurrency`, default 16) and slow down together if the API rate-limits.
 """
 

@@ -1,15 +1,17 @@
 """Everyday mistakes in a Python program end `pulumi up` / `preview` with one line: the
 message, and no Python traceback (no key, a key without write:vm, a command on a VPS whose
-agent is not available, a wrong vpsId given to a resource or to a function)."""
+agent is not available, a wrong vpsId given to a resource or to a function), and a program
+that fails does not wait for its other probes."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from e2e_helpers import DB, WEB, Stack
 
-from hostup_pulumi.testing import HostupSimulator
+from hostup_pulumi.testing import Fault, HostupSimulator
 
 pytestmark = pytest.mark.e2e
 
@@ -82,3 +84,22 @@ def test_a_wrong_vps_id_is_one_line(make_stack: Any, sim: HostupSimulator, examp
     assert "hostup-pulumi list-vps --primary-ip 10.0.0.7" in diagnostics(failed.output)
     assert_no_frames(failed.output)
     assert sim.requests == []
+
+
+def test_a_failed_probe_ends_the_program_without_waiting_for_the_others(
+    make_stack: Any, sim: HostupSimulator
+) -> None:
+    # 48 VPSes, 16 probed at a time: the first answer is a 403, every other one would take a
+    # minute. The program fails at the 403; the probes still in flight or queued go with it
+    # (they do not hold the process open until they have all been answered).
+    for i in range(45):
+        sim.add_vps(name=f"fleet-{i:02d}")
+    stack: Stack = make_stack("fleet")
+    sim.inject("probe", Fault.status(403))
+    sim.inject("probe", Fault.delay(60), count=47)
+    started = time.monotonic()
+    failed = stack.run("preview", ok=False)
+    elapsed = time.monotonic() - started
+    assert "error: HTTP 403 forbidden on GET /api/v2/vps/vps_" in diagnostics(failed.output)
+    assert_no_frames(failed.output)
+    assert elapsed < 45, f"the failed preview took {elapsed:.0f} s"
