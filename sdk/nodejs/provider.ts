@@ -59,7 +59,7 @@ export interface ProviderArgs {
      */
     baseUrl?: pulumi.Input<string | undefined>;
     /**
-     * Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+     * Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
      */
     maxConcurrency?: pulumi.Input<number | undefined>;
     /**

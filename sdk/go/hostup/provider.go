@@ -69,7 +69,7 @@ type providerArgs struct {
 	ApiKey *string `pulumi:"apiKey"`
 	// API base URL. Must be https; plain http is accepted only for loopback addresses (the offline simulator).
 	BaseUrl *string `pulumi:"baseUrl"`
-	// Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+	// Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 	MaxConcurrency *int `pulumi:"maxConcurrency"`
 	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
 	MaxRetries *int `pulumi:"maxRetries"`
@@ -85,7 +85,7 @@ type ProviderArgs struct {
 	ApiKey pulumi.StringPtrInput
 	// API base URL. Must be https; plain http is accepted only for loopback addresses (the offline simulator).
 	BaseUrl pulumi.StringPtrInput
-	// Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+	// Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 	MaxConcurrency pulumi.IntPtrInput
 	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
 	MaxRetries pulumi.IntPtrInput

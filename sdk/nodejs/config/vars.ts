@@ -30,7 +30,7 @@ Object.defineProperty(exports, "baseUrl", {
 });
 
 /**
- * Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+ * Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
  */
 export declare const maxConcurrency: number;
 Object.defineProperty(exports, "maxConcurrency", {

@@ -37,7 +37,7 @@ func GetBaseUrl(ctx *pulumi.Context) string {
 	return value
 }
 
-// Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+// Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 func GetMaxConcurrency(ctx *pulumi.Context) int {
 	v, err := config.TryInt(ctx, "hostup:maxConcurrency")
 	if err == nil {

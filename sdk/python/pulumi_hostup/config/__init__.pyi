@@ -26,7 +26,7 @@ API base URL. Must be https; plain http is accepted only for loopback addresses 
 
 maxConcurrency: int
 """
-Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 """
 
 maxRetries: int

@@ -37,7 +37,7 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def max_concurrency(self) -> int:
         """
-        Requests in flight at once per asynchronous client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
+        Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
         """
         return __config__.get_int('maxConcurrency') or (_utilities.get_env_int('HOSTUP_MAX_CONCURRENCY') or 16)
 
