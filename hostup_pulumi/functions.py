@@ -132,8 +132,7 @@ _shared_sync_clients: dict[Settings, HostupClient] = {}
 # Not the SDK's default executor either, which carries the registrations' gRPC calls. Probes
 # get max_concurrency threads (the client's own limit); waits, which mostly sleep, threads
 # of their own so that they cannot hold up the probes.
-_probe_threads: dict[Settings, DaemonThreads] = {}
-_wait_threads: dict[Settings, DaemonThreads] = {}
+_shared_threads: dict[tuple[Settings, bool], DaemonThreads] = {}  # (settings, waits)
 _WAIT_THREADS = 64
 
 
@@ -147,13 +146,14 @@ def _shared_client() -> HostupClient:
 
 
 def _threads(settings: Settings, *, waits: bool) -> DaemonThreads:
-    pools, size, name = (_wait_threads, _WAIT_THREADS, "hostup-wait") if waits else (
-        _probe_threads, settings.max_concurrency, "hostup-probe"
-    )  # fmt: skip
     with _shared_lock:
-        pool = pools.get(settings)
+        pool = _shared_threads.get((settings, waits))
         if pool is None:
-            pool = pools[settings] = DaemonThreads(size, name)
+            pool = _shared_threads[settings, waits] = (
+                DaemonThreads(_WAIT_THREADS, "hostup-wait")
+                if waits
+                else DaemonThreads(settings.max_concurrency, "hostup-probe")
+            )
         return pool
 
 

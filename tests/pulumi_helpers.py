@@ -217,10 +217,9 @@ def _close_shared_clients() -> None:
     for sync_client in functions._shared_sync_clients.values():
         sync_client.close()
     functions._shared_sync_clients.clear()
-    for pools in (functions._probe_threads, functions._wait_threads):
-        for pool in pools.values():
-            pool.close()
-        pools.clear()
+    for pool in functions._shared_threads.values():
+        pool.close()
+    functions._shared_threads.clear()
 
 
 def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
