@@ -1000,10 +1000,14 @@ def to_json(result: CycleResult) -> dict[str, Any]:
 
 #: Rounds of the small N's groups.
 SMALL_ROUNDS = 5
-#: Reads (previews, refreshes) of the large N with checkpoints on: one round only (its up and
-#: destroy take a minute each), so its preview ÷ control ratios, gated at 1.3 with pairs that
-#: spread from 1.07 to 1.37, need five pairs for a median, not three.
-LARGE_CHECKPOINTED_READS = 5
+#: Reads (previews, refreshes) a round of the small N: three, so each preview and refresh ratio
+#: is the median of 15 pairs (with two, the native / dynamic refresh median moved 0.06 from run
+#: to run, more than its margin under 1.05).
+SMALL_READS = 3
+#: Reads of the large N with checkpoints on: one round only (its up and destroy take a minute
+#: each), so its preview / control ratio (gated at 1.3) is the median of these pairs. Nine, so
+#: that they span three minutes, not one: with five, one slow minute moved all five (1.04-1.29).
+LARGE_CHECKPOINTED_READS = 9
 
 
 def plan(
@@ -1018,8 +1022,9 @@ def plan(
     refreshes run more than once a round (they are short, so one stall of the machine is a
     large part of one), and each read is paired with the reads beside it: a ratio is the
     median of its pairs. The large N with checkpoints on takes a minute per up and destroy:
-    one round, LARGE_CHECKPOINTED_READS reads. Otherwise SMALL_ROUNDS rounds of the small N,
-    three of the large, two reads. ``rounds`` overrides every group's rounds (reads then once)."""
+    one round, LARGE_CHECKPOINTED_READS reads. Otherwise SMALL_ROUNDS rounds of the small N
+    with SMALL_READS reads, three of the large with two. ``rounds`` overrides every group's
+    rounds (reads then once)."""
     small = sizes[0]
     groups = []
     for checkpoints in checkpoints_runs:
@@ -1027,7 +1032,7 @@ def plan(
             variants = [(mode, 0.0) for mode in modes]
             if latency > 0 and checkpoints and n == small:
                 variants += [(mode, latency) for mode in modes if mode in OURS]
-            count, reads = (SMALL_ROUNDS, 2) if n == small else (3, 2)
+            count, reads = (SMALL_ROUNDS, SMALL_READS) if n == small else (3, 2)
             if checkpoints and n != small:
                 count, reads = 1, LARGE_CHECKPOINTED_READS
             if rounds is not None:
@@ -1044,10 +1049,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="the slow run's latency, s")
     parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="rounds of every group (each ratio is the median of one per "
-                             "round); default: 5 for the small N, 1 with previews and "
-                             "refreshes 5 times for the large N with checkpoints on, "
-                             "else 3")  # fmt: skip
+                        help="rounds of every group, previews and refreshes once each "
+                             "(each ratio is the median of its pairs); default: 5 for the "
+                             "small N with previews and refreshes 3 times a round, 1 with "
+                             "them 9 times for the large N with checkpoints on, else 3 with "
+                             "them twice")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
