@@ -1008,6 +1008,8 @@ SMALL_READS = 3
 #: each), so its preview / control ratio (gated at 1.3) is the median of these pairs. Nine, so
 #: that they span three minutes, not one: with five, one slow minute moved all five (1.04-1.29).
 LARGE_CHECKPOINTED_READS = 9
+#: Rounds and reads a round of the large N with checkpoints off (an up takes seconds there).
+LARGE_ROUNDS, LARGE_READS = 3, 2
 
 
 def plan(
@@ -1023,8 +1025,8 @@ def plan(
     large part of one), and each read is paired with the reads beside it: a ratio is the
     median of its pairs. The large N with checkpoints on takes a minute per up and destroy:
     one round, LARGE_CHECKPOINTED_READS reads. Otherwise SMALL_ROUNDS rounds of the small N
-    with SMALL_READS reads, three of the large with two. ``rounds`` overrides every group's
-    rounds (reads then once)."""
+    with SMALL_READS reads, LARGE_ROUNDS of the large with LARGE_READS. ``rounds`` overrides
+    every group's rounds (reads then once)."""
     small = sizes[0]
     groups = []
     for checkpoints in checkpoints_runs:
@@ -1032,7 +1034,10 @@ def plan(
             variants = [(mode, 0.0) for mode in modes]
             if latency > 0 and checkpoints and n == small:
                 variants += [(mode, latency) for mode in modes if mode in OURS]
-            count, reads = (SMALL_ROUNDS, SMALL_READS) if n == small else (3, 2)
+            if n == small:
+                count, reads = SMALL_ROUNDS, SMALL_READS
+            else:
+                count, reads = LARGE_ROUNDS, LARGE_READS
             if checkpoints and n != small:
                 count, reads = 1, LARGE_CHECKPOINTED_READS
             if rounds is not None:
@@ -1050,10 +1055,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="control,dynamic,native")
     parser.add_argument("--repeats", type=int, default=None,
                         help="rounds of every group, previews and refreshes once each "
-                             "(each ratio is the median of its pairs); default: 5 for the "
-                             "small N with previews and refreshes 3 times a round, 1 with "
-                             "them 9 times for the large N with checkpoints on, else 3 with "
-                             "them twice")  # fmt: skip
+                             "(each ratio is the median of its pairs); default: "
+                             f"{SMALL_ROUNDS} for the small N with previews and refreshes "
+                             f"{SMALL_READS} times a round, 1 with them "
+                             f"{LARGE_CHECKPOINTED_READS} times for the large N with "
+                             f"checkpoints on, else {LARGE_ROUNDS} with them {LARGE_READS} "
+                             "times")  # fmt: skip
     parser.add_argument("--explain", action="store_true",
                         help="instead: where preview time goes at the large N (7 min)")  # fmt: skip
     parser.add_argument("--no-warm-up", action="store_true", help="skip the warm-up")
