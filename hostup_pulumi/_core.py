@@ -117,11 +117,19 @@ class Core:
         self._admission.settle(ticket, report)
 
     def retry_delay(
-        self, op: Operation, retry_number: int, outcome: httpx.Response | Exception
+        self,
+        op: Operation,
+        retry_number: int,
+        outcome: httpx.Response | Exception,
+        *,
+        limited: int = 0,
+        rate_waited: float = 0.0,
     ) -> float | None:
-        """Seconds to wait before retrying ``op``, or None when it must not be retried."""
-        return retry_delay(self.retry, op, retry_number, outcome,
-                           clock=self._clock(), now=self._now(), rng=self._rng)  # fmt: skip
+        """Seconds to wait before retrying ``op``, or None when it must not be retried
+        (``_retry.retry_delay``: ``limited`` 429s, waited ``rate_waited`` s, came before)."""
+        return retry_delay(self.retry, op, retry_number, outcome, clock=self._clock(),
+                           now=self._now(), rng=self._rng, limited=limited,
+                           rate_waited=rate_waited)  # fmt: skip
 
     def parse(self, op: Operation, response: httpx.Response, model: type[M]) -> M:
         """Validate a 2xx body against ``model``; anything else is APIResponseValidationError."""
@@ -131,7 +139,8 @@ class Core:
 
     def request(self, op: Operation) -> Flow[httpx.Response]:
         """Send ``op`` with retries; return the 2xx response or raise the typed error."""
-        retry_number = 0
+        retry_number = 0  # failures that spend max_retries: all but 429s
+        limited, rate_waited = 0, 0.0  # 429s so far, and the waits they asked for
         while True:
             wait, ticket = self.admit()
             while wait > 0:
@@ -155,34 +164,35 @@ class Core:
                 self.settle(ticket, None)
                 raise
             self.settle(ticket, outcome)
-            self._log_attempt(op, outcome, retry_number, self._clock() - started)
+            self._log_attempt(op, outcome, retry_number + limited, self._clock() - started)
             if isinstance(outcome, httpx.Response) and outcome.is_success:
                 return outcome
-            delay = self.retry_delay(op, retry_number, outcome)
-            if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
-                # Not retrying (retries used up) still slows the next calls by the server's
-                # wait when it is a sane one, else by the backoff.
-                gate = delay
-                if gate is None:
-                    hinted = server_wait(outcome.headers, self._now())
-                    sane = hinted is not None and hinted <= self.retry.max_server_wait
-                    gate = hinted if sane else self.retry.backoff(retry_number, self._rng)
-                self._admission.close_gate(gate, self._clock())  # type: ignore[arg-type]
+            delay = self.retry_delay(op, retry_number, outcome, limited=limited,
+                                     rate_waited=rate_waited)  # fmt: skip
+            was_429 = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+            if isinstance(outcome, httpx.Response) and was_429:  # retried or not, it slows
+                # every call of the client: by the retry's wait, else the sane one asked for.
+                gate = delay if delay is not None else self.retry.gate_after(
+                    server_wait(outcome.headers, self._now()), limited, self._rng)  # fmt: skip
+                self._admission.close_gate(gate, self._clock())
             if delay is None:
                 key = self.settings.api_key or ""
                 raise outcomes.error_for(op, outcome, now=self._now(), request=request,
-                                         attempts=retry_number + 1, where=self.settings.where,
+                                         attempts=retry_number + limited + 1,
+                                         where=self.settings.where,
                                          bearer_prefix=key[:7].lower() == "bearer ")  # fmt: skip
-            logger.warning(
-                "retrying %s %s in %.2fs after %s (retry %d of %d)",
-                op.method, op.target, delay, _describe(outcome), retry_number + 1,
-                self.retry.max_retries,
-            )  # fmt: skip
+            if was_429:
+                limited, rate_waited = limited + 1, rate_waited + delay
+                spent = f"rate limited: {rate_waited:.1f}s of {self.retry.max_server_wait:g}s"
+            else:
+                retry_number += 1
+                spent = f"retry {retry_number} of {self.retry.max_retries}"
+            logger.warning("retrying %s %s in %.2fs after %s (%s)",
+                           op.method, op.target, delay, _describe(outcome), spent)  # fmt: skip
             yield Sleep(delay)
-            retry_number += 1
 
     def _log_attempt(
-        self, op: Operation, outcome: httpx.Response | Exception, retry_number: int, elapsed: float
+        self, op: Operation, outcome: httpx.Response | Exception, earlier: int, elapsed: float
     ) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
             return
@@ -190,9 +200,8 @@ class Core:
             outcome.headers.get("x-request-id", "-") if isinstance(outcome, httpx.Response) else "-"
         )
         logger.debug(
-            "%s %s -> %s (request %s, attempt %d/%d, %.3fs)",
-            op.method, op.target, _describe(outcome), request_id, retry_number + 1,
-            self.retry.max_retries + 1, elapsed,
+            "%s %s -> %s (request %s, attempt %d, %.3fs)",
+            op.method, op.target, _describe(outcome), request_id, earlier + 1, elapsed,
         )  # fmt: skip
 
     def call(self, op: Operation, model: type[M]) -> Flow[M]:

@@ -4,7 +4,8 @@ GET requests retry on connection errors, timeouts, 408, 429 and 5xx. The POST th
 command is retried only when it provably never reached the server (the connection was never
 made) or on a 429 (the server refused it unrun). The wait is the server's when it gives one
 (``Retry-After`` in seconds or as an HTTP date, else ``X-RateLimit-Reset``), otherwise
-exponential backoff with jitter. No I/O here.
+exponential backoff with jitter. 429s do not spend ``max_retries``: they are retried while
+their waits add up to at most ``max_server_wait``. No I/O here.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class RetryPolicy:
         ``jitter`` of itself so that many clients do not retry in step."""
         delay = min(self.max_delay, self.initial_delay * (2.0**retry_number))
         return delay * (1 - self.jitter * rng.random())
+
+    def gate_after(self, hinted: float | None, limited: int, rng: random.Random) -> float:
+        """How long a client's calls wait after a 429 that is not retried: the server's
+        wait when it is a sane one, else the backoff after ``limited`` earlier 429s."""
+        if hinted is not None and hinted <= self.max_server_wait:
+            return hinted
+        return self.backoff(limited, rng)
 
 
 # -- the server's requested wait ------------------------------------------------------------
@@ -129,27 +137,47 @@ def retry_delay(
     clock: float,
     now: datetime,
     rng: random.Random,
+    limited: int = 0,
+    rate_waited: float = 0.0,
 ) -> float | None:
     """Seconds to wait before retrying ``op`` after ``outcome`` (``clock``: the core's clock
-    now, against which ``op.deadline`` is set), or None when it must not be retried."""
+    now, against which ``op.deadline`` is set), or None when it must not be retried.
+
+    ``retry_number`` counts the failed attempts that spend ``max_retries``: all but 429s.
+    A 429 turned the request away unrun and says when to come back, so it does not spend a
+    retry (two clients sharing a key come back in step and collide again, so 429s come in
+    runs); ``limited`` 429s that asked for ``rate_waited`` seconds in all came before, and
+    the next is retried while the waits add up to at most ``max_server_wait``.
+    ``max_retries`` 0 turns every retry off, 429s too."""
+    if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+        if policy.max_retries == 0:
+            return None
+        hinted = server_wait(outcome.headers, now)
+        delay = hinted if hinted is not None else policy.backoff(limited, rng)
+        if rate_waited + delay > policy.max_server_wait:
+            return None  # never a silent long sleep, in one wait or in many
+        return _within_deadline(op, clock, delay)
     if retry_number >= policy.max_retries:
         return None
-    hinted: float | None = None
     if isinstance(outcome, httpx.Response):
         status = outcome.status_code
-        retryable = status == 429 if op.starts_command else status in RETRY_STATUSES
-        if not retryable:
-            return None
+        if op.starts_command or status not in RETRY_STATUSES:
+            return None  # a start is retried after a 429 only (above)
         hinted = server_wait(outcome.headers, now)
         if hinted is not None and hinted > policy.max_server_wait:
             return None
+        delay = hinted if hinted is not None else policy.backoff(retry_number, rng)
     elif isinstance(outcome, httpx.TransportError):
         safe = never_sent(outcome) if op.starts_command else _transport_retryable(outcome)
         if not safe:
             return None
+        delay = policy.backoff(retry_number, rng)
     else:
         return None
-    delay = hinted if hinted is not None else policy.backoff(retry_number, rng)
+    return _within_deadline(op, clock, delay)
+
+
+def _within_deadline(op: Operation, clock: float, delay: float) -> float | None:
     if op.deadline is not None and clock + delay > op.deadline:
         return None
     return delay

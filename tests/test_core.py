@@ -615,6 +615,70 @@ def test_a_retried_429_waits_once_not_twice() -> None:
     assert driver.sleeps == [1.5]
 
 
+def test_a_run_of_429s_spends_no_retry() -> None:
+    # Two clients on one key come back in step and collide again: five 429s in a row are
+    # waited out with max_retries 2, and the read succeeds.
+    core = make_core(max_retries=2)
+    limited = problem(429, "rate_limited", **{"retry-after": "1"})
+    driver = driver_for(core, [limited] * 5 + [resp(200, OK_PROBE)])
+    assert driver.run(core.get_agent_availability(VID)).available is True
+    assert len(driver.requests) == 6
+    assert driver.sleeps == [1.0] * 5
+
+
+def test_429s_stop_when_their_waits_would_pass_60_seconds() -> None:
+    # 20 + 20 + 20 = 60 s is waited; a fourth wait would make 80 s: the RateLimitError.
+    core = make_core(max_retries=2)
+    limited = problem(429, "rate_limited", **{"retry-after": "20"})
+    driver = driver_for(core, [limited] * 4 + [resp(200, OK_PROBE)])
+    with pytest.raises(RateLimitError) as info:
+        driver.run(core.get_agent_availability(VID))
+    assert len(driver.requests) == 4
+    assert driver.sleeps == [20.0] * 3
+    assert info.value.retry_after == 20.0
+
+
+def test_429s_between_503s_leave_the_503s_their_retries() -> None:
+    # max_retries 2 allows two retries after 503s, whatever 429s come between them.
+    core = make_core(max_retries=2)
+    limited = problem(429, "rate_limited", **{"retry-after": "1"})
+    down = problem(503, "upstream_unavailable")
+    ok = driver_for(core, [down, limited, down, limited, resp(200, OK_PROBE)])
+    assert ok.run(core.get_agent_availability(VID)).available is True
+    assert len(ok.requests) == 5
+    failing = driver_for(core, [down, limited, down, limited, down, resp(200, OK_PROBE)])
+    with pytest.raises(InternalServerError) as info:
+        failing.run(core.get_agent_availability(VID))
+    assert len(failing.requests) == 5
+    assert info.value.status_code == 503
+
+
+def test_429s_without_a_wait_back_off_more_each_time() -> None:
+    core = make_core(max_retries=1)
+    bare = problem(429, "rate_limited")
+    driver = driver_for(core, [bare] * 4 + [resp(200, OK_PROBE)])
+    driver.run(core.get_agent_availability(VID))
+    policy = core.retry
+    assert len(driver.sleeps) == 4
+    for n, slept in enumerate(driver.sleeps):
+        top = policy.initial_delay * 2**n
+        assert top * (1 - policy.jitter) <= slept <= top
+
+
+def test_a_429_retry_logs_the_rate_limit_wait_not_a_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    core = make_core(max_retries=2)
+    limited = problem(429, "rate_limited", **{"retry-after": "1.5"})
+    driver_for(core, [limited, limited, resp(200, OK_PROBE)]).run(core.get_agent_availability(VID))
+    assert [r.getMessage() for r in caplog.records if r.name == "hostup_pulumi"] == [
+        f"retrying GET /api/v2/vps/{VID}/agent/exec in 1.50s after 429 (rate limited: "
+        f"{waited}s of 60s)"
+        for waited in ("1.5", "3.0")
+    ]
+
+
 # -- building requests ----------------------------------------------------------------------
 
 
@@ -1183,9 +1247,10 @@ def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
     assert len(debug) == 3
     assert "503" in debug[0]
     assert "req_abc" in debug[0]
-    assert "attempt 1/3" in debug[0]
+    assert "attempt 1," in debug[0]
     assert "ConnectError" in debug[1]
     assert "200" in debug[2]
+    assert "attempt 3," in debug[2]
     assert len(warnings) == 2
     assert all("retrying GET" in w for w in warnings)
     assert all(KEY not in r.getMessage() for r in caplog.records)

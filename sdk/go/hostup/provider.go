@@ -71,7 +71,7 @@ type providerArgs struct {
 	BaseUrl *string `pulumi:"baseUrl"`
 	// Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 	MaxConcurrency *int `pulumi:"maxConcurrency"`
-	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
 	MaxRetries *int `pulumi:"maxRetries"`
 	// A dashboard `hostup_session` cookie, used instead of an API key when no key is set.
 	SessionCookie *string `pulumi:"sessionCookie"`
@@ -87,7 +87,7 @@ type ProviderArgs struct {
 	BaseUrl pulumi.StringPtrInput
 	// Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
 	MaxConcurrency pulumi.IntPtrInput
-	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+	// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
 	MaxRetries pulumi.IntPtrInput
 	// A dashboard `hostup_session` cookie, used instead of an API key when no key is set.
 	SessionCookie pulumi.StringPtrInput

@@ -31,7 +31,7 @@ class ProviderArgs:
         :param pulumi.Input[_builtins.str] api_key: HostUp API key, sent as `Authorization: Bearer`. Create one at https://cloud.hostup.se/api-management with the `read:vm` scope (probing availability, listing VPSes) and `write:vm` (starting commands, reading their output). For the default provider set it with `pulumi config set --secret hostup:apiKey ...`; for an explicit one pass `apiKey` (a secret).
         :param pulumi.Input[_builtins.str] base_url: API base URL. Must be https; plain http is accepted only for loopback addresses (the offline simulator).
         :param pulumi.Input[_builtins.int] max_concurrency: Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
-        :param pulumi.Input[_builtins.int] max_retries: Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+        :param pulumi.Input[_builtins.int] max_retries: Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
         :param pulumi.Input[_builtins.str] session_cookie: A dashboard `hostup_session` cookie, used instead of an API key when no key is set.
         :param pulumi.Input[_builtins.float] timeout: Read timeout of one request, in seconds (the connect timeout is 5 s, or this value if smaller).
         """
@@ -100,7 +100,7 @@ class ProviderArgs:
     @pulumi.getter(name="maxRetries")
     def max_retries(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
-        Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+        Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
         """
         return pulumi.get(self, "max_retries")
 
@@ -154,7 +154,7 @@ class Provider(pulumi.ProviderResource):
         :param pulumi.Input[_builtins.str] api_key: HostUp API key, sent as `Authorization: Bearer`. Create one at https://cloud.hostup.se/api-management with the `read:vm` scope (probing availability, listing VPSes) and `write:vm` (starting commands, reading their output). For the default provider set it with `pulumi config set --secret hostup:apiKey ...`; for an explicit one pass `apiKey` (a secret).
         :param pulumi.Input[_builtins.str] base_url: API base URL. Must be https; plain http is accepted only for loopback addresses (the offline simulator).
         :param pulumi.Input[_builtins.int] max_concurrency: Requests in flight at once per client (1 to 256), for example when many `getVpsAgentAvailability` calls run in one program.
-        :param pulumi.Input[_builtins.int] max_retries: Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+        :param pulumi.Input[_builtins.int] max_retries: Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
         :param pulumi.Input[_builtins.str] session_cookie: A dashboard `hostup_session` cookie, used instead of an API key when no key is set.
         :param pulumi.Input[_builtins.float] timeout: Read timeout of one request, in seconds (the connect timeout is 5 s, or this value if smaller).
         """

@@ -50,7 +50,7 @@ func GetMaxConcurrency(ctx *pulumi.Context) int {
 	return value
 }
 
-// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408, 429 and 5xx, honouring `Retry-After`. Starting a command is retried only when the request cannot have reached HostUp, so that a command never runs twice.
+// Retries of a failed request (0 to 10): reads on connection errors, timeouts, 408 and 5xx, honouring `Retry-After`. A 429 spends no retry: it is retried after the server's wait while its waits add up to 60 s at most (0 turns that off too). Starting a command is retried only after a 429 or when the request cannot have reached HostUp, so that a command never runs twice.
 func GetMaxRetries(ctx *pulumi.Context) int {
 	v, err := config.TryInt(ctx, "hostup:maxRetries")
 	if err == nil {
