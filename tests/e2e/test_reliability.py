@@ -581,8 +581,11 @@ FAULT_RATE = 0.05  # of reads answered 503 (seeded)
 FAULT_SEED = 15
 RATE_LIMIT = (30.0, 10)  # requests/s per key, burst
 #: hostup:maxRetries per host, from the arithmetic in docs/reliability.md: a read fails the
-#: run only after maxRetries + 1 failed attempts in a row.
-MAX_RETRIES = {"native": 4, "dynamic": 10}
+#: run only after maxRetries + 1 failed attempts in a row (a 429 spends no retry, so 503s
+#: alone count). The dynamic host makes more reads (its command's probe cannot reuse the
+#: program's gate answer) and meets more of the seeded 503s: 6.8-7.9 % of its reads, where
+#: at 7.9 % 4 retries leave a run a 0.093 % chance of failing, 5 retries 0.0073 %.
+MAX_RETRIES = {"native": 4, "dynamic": 5}
 #: Reads that can fail a run: the list's pages and two probes per VPS (the gate and the
 #: command's own); polls are counted too, though a wait re-polls past a failed poll anyway.
 READS_PER_RUN = 2 + 3 * FLEET
@@ -598,10 +601,10 @@ def test_the_retry_arithmetic_of_the_docs() -> None:
     assert failure_chance(READS_PER_RUN, FAULT_RATE, 2) == pytest.approx(0.0370, abs=1e-4)
     assert failure_chance(READS_PER_RUN, FAULT_RATE, 3) == pytest.approx(0.00189, abs=1e-5)
     assert failure_chance(READS_PER_RUN, FAULT_RATE, 4) == pytest.approx(9.4e-5, abs=1e-6)
-    # The dynamic host's reads also meet 429s: 13-26 % of read attempts failed in the runs
-    # measured; up to 30 %, 10 retries keep a run's chance of failing under 0.1 %.
-    assert failure_chance(READS_PER_RUN, 0.30, 9) > 0.001
-    assert failure_chance(READS_PER_RUN, 0.30, 10) < 0.001
+    assert failure_chance(READS_PER_RUN, 0.079, 4) > 0.0009
+    assert failure_chance(READS_PER_RUN, 0.079, 5) < 0.0001
+    # 429s spend no retry: with them counted, the dynamic host's 13-32 % of failed read
+    # attempts would need 10 retries, and 429s come in runs, so even that failed a CI run.
 
 
 @pytest.mark.parametrize("host", ["native", "dynamic"])
@@ -647,15 +650,16 @@ def test_a_fleet_under_503s_and_a_rate_limit_runs_every_command_once(
     assert n503 > 0
     assert len(log) <= 1.2 * minimum + n429, by_status
     reads = [r for r in log if r.route in READ_ROUTES]
-    failed = sum(r.status in (429, 503) for r in reads) / len(reads)
+    # Only 503s spend retries; the 429s (the dynamic host's two clients share the key) are
+    # waited out, however many come in a row.
+    failed = sum(r.status == 503 for r in reads) / sum(r.status != 429 for r in reads)
     chance = failure_chance(READS_PER_RUN, failed, retries)
-    if native:  # one client paces every request of the run: 503s are the only failures
-        assert chance < 0.001, (failed, chance)
+    assert chance < 0.001, (failed, chance)
     record(f"{host} fleet of {FLEET}", {
         "up": f"{took:.1f} s", "maxRetries": retries, "starts": starts(sim),
         "requests": len(log), "minimum": minimum, "429": n429, "503": n503,
         "(requests - 429) / minimum": round((len(log) - n429) / minimum, 3),
-        "failed read attempts": f"{failed:.1%}", "run failure chance": f"{chance:.2g}",
+        "503s of reads not 429": f"{failed:.1%}", "run failure chance": f"{chance:.2g}",
     })  # fmt: skip
     sweep(stack, f"{host} fleet")
 
