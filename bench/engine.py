@@ -1000,10 +1000,11 @@ def to_json(result: CycleResult) -> dict[str, Any]:
 
 #: Rounds of the small N's groups.
 SMALL_ROUNDS = 5
-#: Reads (previews, refreshes) a round of the small N: three, so each preview and refresh ratio
-#: is the median of 15 pairs (with two, the native / dynamic refresh median moved 0.06 from run
-#: to run, more than its margin under 1.05).
-SMALL_READS = 3
+#: Reads (previews, refreshes) a round of the small N: five, so each preview and refresh ratio
+#: is the median of 25 pairs. The native / dynamic refresh median, whose two sides do the same
+#: work, moved 0.06 from run to run with 10 pairs and 0.04 with 15, against a margin of about
+#: 0.05 under 1.05.
+SMALL_READS = 5
 #: Reads of the large N with checkpoints on: one round only (its up and destroy take a minute
 #: each), so its preview / control ratio (gated at 1.3) is the median of these pairs. Nine, so
 #: that they span three minutes, not one: with five, one slow minute moved all five (1.04-1.29).
