@@ -36,7 +36,8 @@ class HostupClient(ClientBase):
 
     Credentials: ``api_key`` (sent as ``Authorization: Bearer``) or ``session_cookie``
     (``hostup_session``), else ``HOSTUP_API_KEY`` / ``HOSTUP_SESSION_COOKIE``. ``timeout`` is
-    the read timeout in seconds (connect: 5 s); ``max_retries`` applies to safe retries only.
+    the read timeout in seconds (connect: 5 s); ``max_retries`` applies to safe retries only,
+    and a 429 spends none (it is waited out while its waits add up to 60 s at most).
     Use as a context manager, or call :meth:`close`.
 
     Threads may share one client: ``max_concurrency`` (default 16, or
