@@ -182,7 +182,8 @@ class Core:
                                          where=self.settings.where,
                                          bearer_prefix=key[:7].lower() == "bearer ")  # fmt: skip
             if was_429:
-                limited, rate_waited = limited + 1, rate_waited + delay
+                limited += 1
+                rate_waited += self.retry.rate_limit_charge(delay)
                 spent = f"rate limited: {rate_waited:.1f}s of {self.retry.max_server_wait:g}s"
             else:
                 retry_number += 1

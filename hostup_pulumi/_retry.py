@@ -53,6 +53,12 @@ class RetryPolicy:
         delay = min(self.max_delay, self.initial_delay * (2.0**retry_number))
         return delay * (1 - self.jitter * rng.random())
 
+    def rate_limit_charge(self, delay: float) -> float:
+        """What a 429's wait of ``delay`` costs of a request's ``max_server_wait``: at least
+        ``initial_delay``, so that a server answering "Retry-After: 0" to every try is given
+        up on (after 120 tries with the defaults)."""
+        return max(delay, self.initial_delay)
+
     def gate_after(self, hinted: float | None, limited: int, rng: random.Random) -> float:
         """How long a client's calls wait after a 429 that is not retried: the server's
         wait when it is a sane one, else the backoff after ``limited`` earlier 429s."""
@@ -147,14 +153,15 @@ def retry_delay(
     A 429 turned the request away unrun and says when to come back, so it does not spend a
     retry (two clients sharing a key come back in step and collide again, so 429s come in
     runs); ``limited`` 429s that asked for ``rate_waited`` seconds in all came before, and
-    the next is retried while the waits add up to at most ``max_server_wait``.
+    the next is retried while the waits add up to at most ``max_server_wait`` (each
+    counted as ``rate_limit_charge``).
     ``max_retries`` 0 turns every retry off, 429s too."""
     if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
         if policy.max_retries == 0:
             return None
         hinted = server_wait(outcome.headers, now)
         delay = hinted if hinted is not None else policy.backoff(limited, rng)
-        if rate_waited + delay > policy.max_server_wait:
+        if rate_waited + policy.rate_limit_charge(delay) > policy.max_server_wait:
             return None  # never a silent long sleep, in one wait or in many
         return _within_deadline(op, clock, delay)
     if retry_number >= policy.max_retries:

@@ -638,6 +638,17 @@ def test_429s_stop_when_their_waits_would_pass_60_seconds() -> None:
     assert info.value.retry_after == 20.0
 
 
+def test_a_server_answering_429_with_no_wait_forever_is_given_up_on() -> None:
+    # Each 429 costs at least initial_delay (0.5 s) of the 60 s: 120 are waited out, the
+    # 121st is the RateLimitError; no endless loop of requests.
+    core = make_core(max_retries=2)
+    limited = problem(429, "rate_limited", **{"retry-after": "0"})
+    driver = driver_for(core, [limited] * 200)
+    with pytest.raises(RateLimitError):
+        driver.run(core.get_agent_availability(VID))
+    assert len(driver.requests) == 121
+
+
 def test_429s_between_503s_leave_the_503s_their_retries() -> None:
     # max_retries 2 allows two retries after 503s, whatever 429s come between them.
     core = make_core(max_retries=2)

@@ -325,7 +325,7 @@ def test_errors_reprs_and_debug_logs_never_hold_the_key_or_output(
         attempt(lambda: client.wait_for_agent_exec(WEB, slow.pid, timeout=0.3))
         attempt(lambda: client.get_agent_exec_output(WEB, 999_999))  # 404
         faults = [
-            Fault.rate_limited(retry_after="0"),
+            Fault.rate_limited(retry_after="120"),  # over the 60 s cap: a RateLimitError at once
             Fault.status(503),
             Fault.html(502),
             Fault.drop(),
