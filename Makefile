@@ -85,7 +85,7 @@ demo: install engine
 
 # Every benchmark (fleet, rate-limited fleet, poll, load, and whole deploys on the real
 # engine), then one table of figure / target / met; exits non-zero naming any missed target.
-# About 31-40 minutes, most of it bench/engine.py (see docs/performance.md). Each benchmark also
+# About 40 minutes, most of it bench/engine.py (see docs/performance.md). Each benchmark also
 # runs alone: $(PY) bench/<name>.py; BENCH_ARGS go to bench/summary.py (e.g.
 # BENCH_ARGS='--only fleet,poll' or BENCH_ARGS=--engine-args=--quick).
 bench: install engine sdk

@@ -31,7 +31,7 @@ slots.
 
 Usage::
 
-    python bench/engine.py              # the full run: N = 100 and 400 (25-30 min)
+    python bench/engine.py              # the full run: N = 100 and 400 (about 32 min)
     python bench/engine.py --quick      # N = 10 and 40, for development (about 3 min)
     python bench/engine.py --sizes 20,80 --repeats 2 --modes control,native
 
